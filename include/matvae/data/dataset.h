@@ -1,0 +1,48 @@
+// A labelled image split held whole in memory, and the loader for an IDX data folder.
+// A data folder holds the four standard files (train-images-idx3-ubyte, train-labels-idx1-ubyte,
+// t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte), each raw or with a .gz suffix.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+
+namespace matvae {
+
+/// One split. images: [N, P] float32 in [0, 1], P = height * width; labels: [N] int64.
+struct Dataset {
+  torch::Tensor images;
+  torch::Tensor labels;
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t num_classes = 0;
+  std::string source;  // the folder it came from, for messages and reports
+
+  int64_t size() const { return images.defined() ? images.size(0) : 0; }
+  int64_t pixels() const { return height * width; }
+  /// The first n examples (a view, no copy); n larger than size() keeps all.
+  Dataset head(int64_t n) const;
+};
+
+enum class Split { kTrain, kTest };
+
+/// Builds a Dataset from parsed IDX arrays; checks counts and that every label is < num_classes.
+/// `images_name`/`labels_name` are used in error messages.
+Dataset make_dataset(const struct IdxArray& images, const struct IdxArray& labels, int64_t num_classes,
+                     const std::string& images_name, const std::string& labels_name);
+
+/// Loads one split from a data folder. Throws matvae::Error naming the folder or file.
+Dataset load_split(const std::filesystem::path& dir, Split split, int64_t num_classes = 10);
+
+/// Train and test of one folder; their image sizes must agree.
+struct TrainTest {
+  Dataset train;
+  Dataset test;
+};
+TrainTest load_dataset(const std::filesystem::path& dir, int64_t num_classes = 10);
+
+/// The path of a split's image or label file in `dir`: the raw name if present, else name + ".gz".
+std::filesystem::path idx_path(const std::filesystem::path& dir, Split split, bool labels);
+
+}  // namespace matvae
