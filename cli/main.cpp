@@ -1,22 +1,29 @@
 // The matvae command line: parses flags, calls the library, maps errors to exit codes
-// (0 ok, 2 usage, 1 run-time). No training or data logic lives here.
+// (0 ok, 2 usage, 1 run-time, 130 interrupted). No training or data logic lives here.
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <csignal>
 #include <iostream>
 
 #include "matvae/data/dataset.h"
 #include "matvae/data/fetch.h"
 #include "matvae/data/info.h"
+#include "matvae/report/progress_bar.h"
+#include "matvae/train/config.h"
+#include "matvae/train/trainer.h"
 #include "matvae/util/error.h"
 #include "matvae/util/machine.h"
 
 namespace {
 
-std::string first_line(std::string s) {
-  const auto nl = s.find('\n');
-  if (nl != std::string::npos) s.resize(nl);
-  return s;
+using matvae::first_line;
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_sigint(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
 }
 
 struct DataFetchArgs {
@@ -45,6 +52,105 @@ int run_data_info(const DataInfoArgs& a) {
   return 0;
 }
 
+/// `matvae train` flags: each is bound to a TrainConfig field and applied over the config file
+/// only when given, so the precedence is defaults < --config file < flags.
+struct TrainArgs {
+  matvae::TrainConfig flags;
+  std::vector<std::pair<CLI::Option*, std::function<void(matvae::TrainConfig&)>>> given;
+  std::string config_file, out, resume;
+  int64_t threads_override = -1;
+  bool quiet = false;
+
+  template <typename T>
+  void bind(CLI::App* app, const std::string& name, T matvae::TrainConfig::*field, const std::string& help) {
+    CLI::Option* opt = app->add_option(name, flags.*field, help);
+    if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>>)
+      opt->delimiter(',');
+    opt->capture_default_str();
+    given.emplace_back(opt, [this, field](matvae::TrainConfig& c) { c.*field = flags.*field; });
+  }
+
+  matvae::TrainConfig resolved() const {
+    matvae::TrainConfig c;
+    if (!config_file.empty()) matvae::apply_toml(c, config_file);
+    for (const auto& [opt, apply] : given)
+      if (opt->count() > 0) apply(c);
+    return c;
+  }
+};
+
+void add_train_options(CLI::App* train, TrainArgs& a) {
+  using C = matvae::TrainConfig;
+  train->add_option("--config", a.config_file, "TOML file of settings (flags override it)");
+  train->add_option("--out", a.out, "Run folder to create");
+  train->add_option("--resume", a.resume, "Continue the run in this folder from its last checkpoint");
+  train->add_flag("--quiet", a.quiet, "No progress bar or epoch lines");
+  a.bind(train, "--model", &C::model, "vae | mmd | mrl-mmd | mrl-vae");
+  a.bind(train, "--data", &C::data, "IDX data folder");
+  a.bind(train, "--classes", &C::classes, "Number of classes the labels may take");
+  a.bind(train, "--latent", &C::latent, "Latent size D");
+  a.bind(train, "--nesting", &C::nesting, "Prefix sizes m_1<...<m_K=D (default for MRL: 2,4,...,D)");
+  a.bind(train, "--hidden", &C::hidden, "Encoder widths, mirrored by the decoder");
+  a.bind(train, "--decoder", &C::decoder, "tied (MRL-E) | separate (MRL)");
+  a.bind(train, "--likelihood", &C::likelihood, "bernoulli | gaussian");
+  a.bind(train, "--kernel", &C::kernel, "MMD kernel: gaussian | imq");
+  a.bind(train, "--estimator", &C::estimator, "MMD estimator: biased | unbiased");
+  a.bind(train, "--bandwidth", &C::bandwidth, "Kernel width per latent dim (0 = InfoVAE's m^2)");
+  a.bind(train, "--lambda", &C::lambda, "MMD weight");
+  a.bind(train, "--beta", &C::beta, "KL weight");
+  a.bind(train, "--weights", &C::weights, "Per-prefix weights c_m (default all 1)");
+  a.bind(train, "--lr", &C::lr, "Adam learning rate");
+  a.bind(train, "--weight-decay", &C::weight_decay, "Adam weight decay");
+  a.bind(train, "--batch-size", &C::batch_size, "Batch size");
+  a.bind(train, "--epochs", &C::epochs, "Epochs");
+  a.bind(train, "--seed", &C::seed, "Random seed");
+  a.bind(train, "--limit", &C::limit, "Train on the first N images (0 = all)");
+  a.bind(train, "--checkpoint-every", &C::checkpoint_every, "Also checkpoint every N steps (0 = per epoch only)");
+  train->add_option("--threads", a.threads_override, "Threads (default: every core)");
+}
+
+int run_train(const TrainArgs& a) {
+  matvae::ProgressBar bar(!a.quiet);
+  matvae::TrainHooks hooks;
+  hooks.on_step = [&bar](const matvae::StepProgress& p) { bar.update(p); };
+  if (!a.quiet)
+    hooks.on_log = [&bar](const std::string& line) {
+      bar.finish();
+      std::cerr << line << "\n";
+    };
+  hooks.stop = &g_stop;
+  std::signal(SIGINT, on_sigint);
+  std::signal(SIGTERM, on_sigint);
+  const std::string warn = matvae::blas_warning();
+  if (!warn.empty()) std::cerr << warn << "\n";
+
+  matvae::TrainResult result;
+  std::string dir;
+  if (!a.resume.empty()) {
+    if (!a.out.empty() || !a.config_file.empty())
+      throw matvae::UsageError("--resume takes its settings from the run folder; drop --out and --config");
+    for (const auto& [opt, apply] : a.given)
+      if (opt->count() > 0) throw matvae::UsageError(opt->get_name() + ": --resume takes its settings from the run folder");
+    dir = a.resume;
+    std::optional<int64_t> threads;
+    if (a.threads_override >= 0) threads = a.threads_override;
+    result = matvae::resume(dir, hooks, threads);
+  } else {
+    if (a.out.empty()) throw matvae::UsageError("--out is required (the run folder to create)");
+    matvae::TrainConfig config = a.resolved();
+    if (a.threads_override >= 0) config.threads = a.threads_override;
+    dir = a.out;
+    result = matvae::train(config, dir, hooks);
+  }
+  bar.finish();
+  if (result.interrupted) {
+    std::cerr << "interrupted: checkpoint saved; continue with: matvae train --resume " << dir << "\n";
+    return 130;
+  }
+  if (!a.quiet) std::cerr << "done: " << dir << " (" << result.train_seconds << " s of training)\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -67,6 +173,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{256}))
       ->capture_default_str();
 
+  TrainArgs train_args;
+  auto* train = app.add_subcommand("train", "Train one model into a run folder");
+  add_train_options(train, train_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -83,6 +193,7 @@ int main(int argc, char** argv) {
   try {
     if (fetch->parsed()) return run_data_fetch(fetch_args);
     if (info->parsed()) return run_data_info(info_args);
+    if (train->parsed()) return run_train(train_args);
     std::cerr << "matvae: no command given (see --help)\n";
     return 2;
   } catch (const matvae::UsageError& e) {

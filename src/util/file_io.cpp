@@ -52,7 +52,9 @@ std::vector<uint8_t> inflate_capped(const std::vector<uint8_t>& compressed, uint
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
     const size_t old = out.size();
-    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(kChunk, max_bytes - std::min<uint64_t>(max_bytes, old) + 1));
+    // Room for one byte past the cap (to detect overflow); written so max_bytes = 2^64 - 1 cannot wrap.
+    const uint64_t room = max_bytes - std::min<uint64_t>(max_bytes, old);
+    const size_t chunk = static_cast<size_t>(room >= kChunk ? kChunk : room + 1);
     out.resize(old + chunk);
     zs.next_out = out.data() + old;
     zs.avail_out = static_cast<uInt>(chunk);

@@ -1,0 +1,25 @@
+// The reconstruction term: per-image loss of pixel intensities x in [0, 1] given decoder logits.
+// Bernoulli is a true negative log-likelihood in nats; Gaussian is the plain squared error.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace matvae {
+
+enum class Likelihood { kBernoulli, kGaussian };
+
+/// "bernoulli" or "gaussian"; anything else throws matvae::UsageError naming the value.
+Likelihood parse_likelihood(const std::string& name);
+std::string to_string(Likelihood likelihood);
+
+/// logits, x: [N, P] -> [N], summed over pixels.
+/// kBernoulli: binary cross-entropy with logits, -sum(x log p + (1 - x) log(1 - p)), p = sigmoid(logits),
+///   computed stably from the logits (no log of a saturated sigmoid).
+/// kGaussian: sum of (x - sigmoid(logits))^2. This is a squared error, not a normalised Gaussian
+///   log-likelihood: it equals the NLL with variance 1/2 only up to an additive constant, so its
+///   values are not nats and are not comparable with the Bernoulli ones.
+torch::Tensor loss_recon(const torch::Tensor& logits, const torch::Tensor& x, Likelihood likelihood);
+
+}  // namespace matvae

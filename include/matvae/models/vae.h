@@ -1,0 +1,73 @@
+// The one encoder/decoder family every model shares, so comparisons are fair:
+// an MLP encoder to a diagonal Gaussian q(z|x), and an MLP decoder to per-pixel logits that can
+// decode any prefix z[:m] of the nesting list (MRL-E "tied" or MRL "separate" first layer).
+// A plain VAE or MMD-VAE is simply the nesting list {D}.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace matvae {
+
+enum class DecoderForm {
+  kTied,      // MRL-E: one first layer; prefix m uses its first m input columns (= zeroing z[m:])
+  kSeparate,  // MRL: each m has its own first layer; the rest of the decoder is shared
+};
+DecoderForm parse_decoder_form(const std::string& name);
+std::string to_string(DecoderForm form);
+
+struct VaeOptions {
+  VaeOptions(int64_t input, int64_t latent) : input_(input), latent_(latent), nesting_({latent}) {}
+  TORCH_ARG(int64_t, input);                          // P pixels
+  TORCH_ARG(int64_t, latent);                         // D
+  TORCH_ARG(std::vector<int64_t>, hidden) = {512, 256};  // encoder widths; the decoder mirrors them
+  TORCH_ARG(std::vector<int64_t>, nesting);           // m_1 < ... < m_K = D
+  TORCH_ARG(DecoderForm, decoder) = DecoderForm::kTied;
+};
+
+/// What one forward pass gives. mu, logvar, z: [N, D]; logits: [K, N, P], row k decoded from z[:, :m_k].
+struct VaeOutput {
+  torch::Tensor mu;
+  torch::Tensor logvar;
+  torch::Tensor z;
+  torch::Tensor logits;
+};
+
+class VaeImpl : public torch::nn::Module {
+ public:
+  explicit VaeImpl(const VaeOptions& options);
+
+  /// x: [N, P] -> mu, logvar: [N, D].
+  std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& x);
+
+  /// The plain path: z: [N, m] with m in the nesting list -> logits [N, P].
+  torch::Tensor decode(const torch::Tensor& z_prefix);
+
+  /// The fast path: logits of every prefix of z: [N, D] -> [K, N, P]. The first layer of all
+  /// prefixes is one set of block products plus a cumulative sum (tied) and the rest of the
+  /// decoder runs once on the stacked [K*N, H] activations.
+  torch::Tensor decode_prefixes(const torch::Tensor& z);
+
+  /// Samples z by reparameterisation with `gen` and decodes every prefix.
+  VaeOutput forward(const torch::Tensor& x, at::Generator gen);
+
+  const VaeOptions& options() const { return options_; }
+
+ private:
+  torch::Tensor decoder_rest(const torch::Tensor& h);  // after the first layer: ReLU, ..., logits
+
+  VaeOptions options_;
+  torch::nn::Sequential encoder_{nullptr};
+  torch::nn::Linear mu_head_{nullptr}, logvar_head_{nullptr};
+  torch::nn::Linear first_tied_{nullptr};             // [H, D], tied form
+  std::vector<torch::nn::Linear> first_separate_;     // [H, m_k] each, separate form
+  torch::nn::Sequential decoder_rest_{nullptr};
+};
+TORCH_MODULE(Vae);
+
+/// Throws matvae::UsageError unless nesting strictly increases, is positive, and ends at `latent`.
+void check_nesting(const std::vector<int64_t>& nesting, int64_t latent);
+
+}  // namespace matvae

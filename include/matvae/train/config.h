@@ -1,0 +1,60 @@
+// Every setting of a training run in one plain struct, with its default beside it. The CLI and
+// TOML files fill it; it is written out (resolved) as config.toml in every run folder.
+// Models never see the command line.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace matvae {
+
+struct TrainConfig {
+  // model
+  std::string model = "mrl-mmd";             // vae | mmd | mrl-mmd | mrl-vae
+  int64_t latent = 64;                       // D
+  std::vector<int64_t> nesting = {};         // MRL models: default 2, 4, 8, ..., D; others: {D}
+  std::vector<int64_t> hidden = {512, 256};  // encoder widths, mirrored by the decoder
+  std::string decoder = "tied";              // tied (MRL-E) | separate (MRL)
+  std::string likelihood = "bernoulli";      // bernoulli | gaussian
+  // objective
+  std::string kernel = "gaussian";           // gaussian | imq
+  std::string estimator = "biased";          // biased | unbiased
+  double bandwidth = 2.0;                    // kernel width per latent dim: exp(-|a-b|^2 / (bandwidth*m)); 0 = InfoVAE's m^2
+  double lambda = 100.0;                     // MMD weight
+  double beta = 1.0;                         // KL weight
+  std::vector<double> weights = {};          // c_m per nesting size; empty = all 1
+  // optimisation
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  int64_t batch_size = 128;
+  int64_t epochs = 10;
+  uint64_t seed = 0;
+  int64_t threads = 0;                       // 0 = every core
+  int64_t limit = 0;                         // train on the first N images; 0 = all
+  int64_t checkpoint_every = 0;              // also checkpoint every N steps; 0 = once per epoch
+  // data
+  std::string data = "data/mnist";
+  int64_t classes = 10;
+
+  bool is_mrl() const { return model == "mrl-mmd" || model == "mrl-vae"; }
+  bool uses_mmd() const { return model == "mmd" || model == "mrl-mmd"; }
+};
+
+/// Fills defaults that depend on other fields (the nesting list) and checks every value.
+/// Throws matvae::UsageError naming the setting and the bad value.
+void resolve(TrainConfig& config);
+
+/// Applies the keys of a TOML file to `config`. Unknown keys, wrong types and unreadable or
+/// malformed files throw matvae::UsageError naming the file and key.
+void apply_toml(TrainConfig& config, const std::filesystem::path& path);
+/// Applies TOML text (used by apply_toml and tests); `name` is used in messages.
+void apply_toml_text(TrainConfig& config, const std::string& text, const std::string& name);
+
+/// The config as TOML, every field written.
+std::string to_toml(const TrainConfig& config);
+
+/// A stable hash of everything that affects training results (threads and paths excluded), hex.
+std::string config_hash(const TrainConfig& config);
+
+}  // namespace matvae

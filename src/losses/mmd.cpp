@@ -1,0 +1,142 @@
+// MMD^2 estimators: the plain reference path (one pair of samples) and the fast path for all
+// Matryoshka prefixes (per-block squared distances, cumulatively summed over blocks).
+#include "matvae/losses/mmd.h"
+
+#include <cmath>
+
+#include "matvae/util/error.h"
+
+namespace matvae {
+
+namespace {
+
+void check_samples(const torch::Tensor& x, const torch::Tensor& y, const MmdOptions& options, const char* fn) {
+  TORCH_CHECK(x.dim() == 2, fn, ": expected codes x of shape [N, d], got ", x.sizes());
+  TORCH_CHECK(y.dim() == 2, fn, ": expected prior draws y of shape [M, d], got ", y.sizes());
+  TORCH_CHECK(x.size(1) == y.size(1), fn, ": expected x and y with the same number of columns, got x ", x.sizes(),
+              " and y ", y.sizes());
+  TORCH_CHECK(x.size(1) >= 1, fn, ": expected at least one column, got x ", x.sizes());
+  TORCH_CHECK(x.scalar_type() == y.scalar_type(), fn, ": expected x and y of the same dtype, got ",
+              x.scalar_type(), " and ", y.scalar_type());
+  const int64_t min_rows = options.unbiased ? 2 : 1;
+  TORCH_CHECK(x.size(0) >= min_rows && y.size(0) >= min_rows, fn, ": the ",
+              options.unbiased ? "unbiased" : "biased", " estimator needs at least ", min_rows,
+              " rows in each sample, got x ", x.sizes(), " and y ", y.sizes());
+  TORCH_CHECK(std::isfinite(options.bandwidth) && options.bandwidth >= 0.0, fn,
+              ": expected a bandwidth >= 0 (0 = the kernel's default), got ", options.bandwidth);
+}
+
+void check_nesting(const std::vector<int64_t>& nesting, int64_t d, const char* fn) {
+  TORCH_CHECK(!nesting.empty(), fn, ": expected a non-empty nesting list ending at D = ", d);
+  TORCH_CHECK(nesting.front() >= 1, fn, ": expected nesting values >= 1, got ", c10::IntArrayRef(nesting));
+  for (size_t k = 1; k < nesting.size(); ++k) {
+    TORCH_CHECK(nesting[k] > nesting[k - 1], fn, ": expected a strictly increasing nesting list, got ",
+                c10::IntArrayRef(nesting));
+  }
+  TORCH_CHECK(nesting.back() == d, fn, ": expected the last nesting value to equal D = ", d, ", got ",
+              c10::IntArrayRef(nesting));
+}
+
+/// The kernel's width parameter for codes of dimension d: the divisor of ||a - b||^2 (gaussian) or C (imq).
+double kernel_scale(const MmdOptions& options, int64_t d) {
+  const double dd = static_cast<double>(d);
+  if (options.bandwidth > 0.0) return options.bandwidth * dd;
+  switch (options.kernel) {
+    case MmdKernel::kGaussian:
+      return dd * dd;
+    case MmdKernel::kImq:
+      return 2.0 * dd;  // C = 2 d sigma^2, sigma^2 = 1
+  }
+  TORCH_INTERNAL_ASSERT(false, "unhandled MmdKernel ", static_cast<int>(options.kernel));
+}
+
+/// Kernel values from squared distances. `scale` is a double or a tensor broadcastable to d2.
+template <typename Scale>
+torch::Tensor apply_kernel(const torch::Tensor& d2, const Scale& scale, MmdKernel kernel) {
+  switch (kernel) {
+    case MmdKernel::kGaussian:
+      return torch::exp(-d2 / scale);
+    case MmdKernel::kImq:
+      return scale / (scale + d2);
+  }
+  TORCH_INTERNAL_ASSERT(false, "unhandled MmdKernel ", static_cast<int>(kernel));
+}
+
+/// kxx: [..., N, N], kyy: [..., M, M], kxy: [..., N, M] -> [...] MMD^2 estimates.
+torch::Tensor estimate(const torch::Tensor& kxx, const torch::Tensor& kyy, const torch::Tensor& kxy, bool unbiased) {
+  const auto cross = kxy.mean({-2, -1});
+  if (!unbiased) return kxx.mean({-2, -1}) + kyy.mean({-2, -1}) - 2.0 * cross;
+  const double n = static_cast<double>(kxx.size(-1));
+  const double m = static_cast<double>(kyy.size(-1));
+  // Subtract the actual diagonal rather than assuming k(a, a) = 1: in the fast path the diagonal
+  // distances carry rounding error.
+  const auto xx = (kxx.sum({-2, -1}) - kxx.diagonal(0, -2, -1).sum(-1)) / (n * (n - 1.0));
+  const auto yy = (kyy.sum({-2, -1}) - kyy.diagonal(0, -2, -1).sum(-1)) / (m * (m - 1.0));
+  return xx + yy - 2.0 * cross;
+}
+
+/// a: [A, d], b: [B, d] -> [A, B] exact squared distances (broadcast differences; no cancellation).
+torch::Tensor sq_dist(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.unsqueeze(1) - b.unsqueeze(0)).square().sum(2);
+}
+
+}  // namespace
+
+MmdKernel parse_mmd_kernel(const std::string& name) {
+  if (name == "gaussian") return MmdKernel::kGaussian;
+  if (name == "imq") return MmdKernel::kImq;
+  throw UsageError("unknown MMD kernel '" + name + "': expected 'gaussian' or 'imq'");
+}
+
+std::string to_string(MmdKernel kernel) {
+  switch (kernel) {
+    case MmdKernel::kGaussian:
+      return "gaussian";
+    case MmdKernel::kImq:
+      return "imq";
+  }
+  TORCH_INTERNAL_ASSERT(false, "unhandled MmdKernel ", static_cast<int>(kernel));
+}
+
+torch::Tensor loss_mmd(const torch::Tensor& x, const torch::Tensor& y, const MmdOptions& options) {
+  check_samples(x, y, options, "loss_mmd");
+  const double scale = kernel_scale(options, x.size(1));
+  const auto kxx = apply_kernel(sq_dist(x, x), scale, options.kernel);
+  const auto kyy = apply_kernel(sq_dist(y, y), scale, options.kernel);
+  const auto kxy = apply_kernel(sq_dist(x, y), scale, options.kernel);
+  return estimate(kxx, kyy, kxy, options.unbiased);
+}
+
+torch::Tensor loss_mmd_prefixes(const torch::Tensor& x, const torch::Tensor& y, const std::vector<int64_t>& nesting,
+                                const MmdOptions& options) {
+  check_samples(x, y, options, "loss_mmd_prefixes");
+  check_nesting(nesting, x.size(1), "loss_mmd_prefixes");
+  const int64_t n = x.size(0), m = y.size(0), k_count = static_cast<int64_t>(nesting.size());
+
+  // All N + M points in one matrix, so each block's distances are one matmul.
+  const auto z = torch::cat({x, y}, 0);  // [N + M, D]
+  std::vector<torch::Tensor> blocks;
+  blocks.reserve(nesting.size());
+  std::vector<double> scales;
+  scales.reserve(nesting.size());
+  int64_t start = 0;
+  for (const int64_t end : nesting) {
+    const auto zb = z.narrow(1, start, end - start);  // [N + M, m_k - m_{k-1}]
+    const auto sq = zb.square().sum(1);               // [N + M]
+    // ||a||^2 + ||b||^2 - 2 a.b can dip just below 0 by rounding; a distance cannot.
+    blocks.push_back((sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * zb.matmul(zb.t())).clamp_min(0.0));
+    scales.push_back(kernel_scale(options, end));
+    start = end;
+  }
+  const auto d2 = torch::stack(blocks).cumsum(0);  // [K, N + M, N + M]: prefix k's squared distances
+  const auto scale = torch::tensor(scales, torch::TensorOptions().dtype(torch::kFloat64))
+                         .to(d2.device(), d2.scalar_type())
+                         .view({k_count, 1, 1});
+  const auto kern = apply_kernel(d2, scale, options.kernel);
+  const auto kxx = kern.narrow(1, 0, n).narrow(2, 0, n);
+  const auto kyy = kern.narrow(1, n, m).narrow(2, n, m);
+  const auto kxy = kern.narrow(1, 0, n).narrow(2, n, m);
+  return estimate(kxx, kyy, kxy, options.unbiased);  // [K]
+}
+
+}  // namespace matvae

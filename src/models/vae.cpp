@@ -1,0 +1,118 @@
+// The shared VAE family; see vae.h.
+#include "matvae/models/vae.h"
+
+#include "matvae/util/error.h"
+
+namespace matvae {
+
+DecoderForm parse_decoder_form(const std::string& name) {
+  if (name == "tied") return DecoderForm::kTied;
+  if (name == "separate") return DecoderForm::kSeparate;
+  throw UsageError("unknown decoder '" + name + "' (expected tied or separate)");
+}
+
+std::string to_string(DecoderForm form) { return form == DecoderForm::kTied ? "tied" : "separate"; }
+
+void check_nesting(const std::vector<int64_t>& nesting, int64_t latent) {
+  if (nesting.empty()) throw UsageError("nesting list is empty");
+  for (size_t i = 0; i < nesting.size(); ++i) {
+    if (nesting[i] <= 0) throw UsageError("nesting size " + std::to_string(nesting[i]) + " is not positive");
+    if (i > 0 && nesting[i] <= nesting[i - 1])
+      throw UsageError("nesting list must strictly increase, got " + std::to_string(nesting[i - 1]) + " then " +
+                       std::to_string(nesting[i]));
+  }
+  if (nesting.back() != latent)
+    throw UsageError("the last nesting size " + std::to_string(nesting.back()) + " must equal the latent size " +
+                     std::to_string(latent));
+}
+
+VaeImpl::VaeImpl(const VaeOptions& options) : options_(options) {
+  check_nesting(options_.nesting(), options_.latent());
+  TORCH_CHECK(options_.input() > 0, "input size must be positive, got ", options_.input());
+  TORCH_CHECK(!options_.hidden().empty(), "at least one hidden layer is needed");
+  const auto& hidden = options_.hidden();
+  const int64_t D = options_.latent();
+
+  encoder_ = torch::nn::Sequential();
+  int64_t width = options_.input();
+  for (int64_t h : hidden) {
+    TORCH_CHECK(h > 0, "hidden sizes must be positive, got ", h);
+    encoder_->push_back(torch::nn::Linear(width, h));
+    encoder_->push_back(torch::nn::ReLU());
+    width = h;
+  }
+  encoder_ = register_module("encoder", encoder_);
+  mu_head_ = register_module("mu", torch::nn::Linear(width, D));
+  logvar_head_ = register_module("logvar", torch::nn::Linear(width, D));
+
+  const int64_t first_width = hidden.back();
+  if (options_.decoder() == DecoderForm::kTied) {
+    first_tied_ = register_module("decoder_first", torch::nn::Linear(D, first_width));
+  } else {
+    for (int64_t m : options_.nesting())
+      first_separate_.push_back(
+          register_module("decoder_first_" + std::to_string(m), torch::nn::Linear(m, first_width)));
+  }
+  decoder_rest_ = torch::nn::Sequential();
+  width = first_width;
+  for (auto it = hidden.rbegin() + 1; it != hidden.rend(); ++it) {
+    decoder_rest_->push_back(torch::nn::ReLU());
+    decoder_rest_->push_back(torch::nn::Linear(width, *it));
+    width = *it;
+  }
+  decoder_rest_->push_back(torch::nn::ReLU());
+  decoder_rest_->push_back(torch::nn::Linear(width, options_.input()));
+  decoder_rest_ = register_module("decoder_rest", decoder_rest_);
+}
+
+std::pair<torch::Tensor, torch::Tensor> VaeImpl::encode(const torch::Tensor& x) {
+  const auto h = encoder_->forward(x);
+  return {mu_head_->forward(h), logvar_head_->forward(h)};
+}
+
+torch::Tensor VaeImpl::decoder_rest(const torch::Tensor& h) { return decoder_rest_->forward(h); }
+
+torch::Tensor VaeImpl::decode(const torch::Tensor& z_prefix) {
+  const int64_t m = z_prefix.size(1);
+  const auto& nesting = options_.nesting();
+  const auto pos = std::find(nesting.begin(), nesting.end(), m);
+  TORCH_CHECK(pos != nesting.end(), "prefix size ", m, " is not in the nesting list");
+  torch::Tensor h;
+  if (options_.decoder() == DecoderForm::kTied) {
+    h = torch::nn::functional::linear(z_prefix, first_tied_->weight.narrow(1, 0, m), first_tied_->bias);
+  } else {
+    h = first_separate_[pos - nesting.begin()]->forward(z_prefix);
+  }
+  return decoder_rest(h);
+}
+
+torch::Tensor VaeImpl::decode_prefixes(const torch::Tensor& z) {
+  const auto& nesting = options_.nesting();
+  const int64_t K = static_cast<int64_t>(nesting.size());
+  const int64_t N = z.size(0);
+  std::vector<torch::Tensor> first;
+  first.reserve(K);
+  if (options_.decoder() == DecoderForm::kTied) {
+    // h_k = b + sum_{j<=k} z[:, block_j] W[:, block_j]^T: one product per block, then a cumsum.
+    int64_t start = 0;
+    for (int64_t m : nesting) {
+      first.push_back(torch::mm(z.narrow(1, start, m - start), first_tied_->weight.narrow(1, start, m - start).t()));
+      start = m;
+    }
+    auto h = torch::stack(first).cumsum(0) + first_tied_->bias;  // [K, N, H]
+    return decoder_rest(h.view({K * N, -1})).view({K, N, -1});
+  }
+  for (int64_t k = 0; k < K; ++k) first.push_back(first_separate_[k]->forward(z.narrow(1, 0, nesting[k])));
+  return decoder_rest(torch::cat(first, 0)).view({K, N, -1});
+}
+
+VaeOutput VaeImpl::forward(const torch::Tensor& x, at::Generator gen) {
+  VaeOutput out;
+  std::tie(out.mu, out.logvar) = encode(x);
+  const auto eps = at::randn(out.mu.sizes(), gen, out.mu.options());
+  out.z = out.mu + eps * torch::exp(0.5 * out.logvar);
+  out.logits = decode_prefixes(out.z);
+  return out;
+}
+
+}  // namespace matvae

@@ -1,0 +1,212 @@
+// TrainConfig: validation, TOML in and out, hashing.
+#include "matvae/train/config.h"
+
+#include <toml++/toml.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <functional>
+#include <sstream>
+
+#include "matvae/losses/mmd.h"
+#include "matvae/losses/recon.h"
+#include "matvae/models/vae.h"
+#include "matvae/util/error.h"
+#include "matvae/util/file_io.h"
+#include "matvae/util/sha256.h"
+
+namespace matvae {
+namespace {
+
+template <typename T>
+void check(bool ok, const std::string& key, const T& value, const std::string& expected) {
+  if (!ok) throw UsageError(fmt::format("{} = {}: expected {}", key, value, expected));
+}
+
+/// One table of setters, so that TOML keys, their types and the struct stay in one place.
+struct Field {
+  std::function<void(TrainConfig&, const toml::node&, const std::string&)> set;
+  std::function<void(const TrainConfig&, toml::table&)> get;
+};
+
+[[noreturn]] void type_error(const std::string& name, const std::string& key, const char* want,
+                             const toml::node& node) {
+  const char* got = "something else";
+  switch (node.type()) {
+    case toml::node_type::string: got = "a string"; break;
+    case toml::node_type::integer: got = "an integer"; break;
+    case toml::node_type::floating_point: got = "a float"; break;
+    case toml::node_type::boolean: got = "a boolean"; break;
+    case toml::node_type::array: got = "an array"; break;
+    case toml::node_type::table: got = "a table"; break;
+    default: break;
+  }
+  throw UsageError(fmt::format("{}: key '{}' must be {}, got {}", name, key, want, got));
+}
+
+Field string_field(std::string TrainConfig::*member, const char* key) {
+  return {[member, key](TrainConfig& c, const toml::node& n, const std::string& name) {
+            if (!n.is_string()) type_error(name, key, "a string", n);
+            c.*member = *n.value<std::string>();
+          },
+          [member, key](const TrainConfig& c, toml::table& t) { t.insert(key, c.*member); }};
+}
+
+template <typename Int>
+Field int_field(Int TrainConfig::*member, const char* key) {
+  return {[member, key](TrainConfig& c, const toml::node& n, const std::string& name) {
+            if (!n.is_integer()) type_error(name, key, "an integer", n);
+            const int64_t v = *n.value<int64_t>();
+            if (std::is_unsigned_v<Int> && v < 0) throw UsageError(fmt::format("{}: key '{}' must be >= 0", name, key));
+            c.*member = static_cast<Int>(v);
+          },
+          [member, key](const TrainConfig& c, toml::table& t) { t.insert(key, static_cast<int64_t>(c.*member)); }};
+}
+
+Field double_field(double TrainConfig::*member, const char* key) {
+  return {[member, key](TrainConfig& c, const toml::node& n, const std::string& name) {
+            if (!n.is_number()) type_error(name, key, "a number", n);
+            c.*member = *n.value<double>();
+          },
+          [member, key](const TrainConfig& c, toml::table& t) { t.insert(key, c.*member); }};
+}
+
+template <typename T>
+Field list_field(std::vector<T> TrainConfig::*member, const char* key) {
+  return {[member, key](TrainConfig& c, const toml::node& n, const std::string& name) {
+            const auto* arr = n.as_array();
+            if (!arr) type_error(name, key, "an array", n);
+            std::vector<T> out;
+            for (const auto& e : *arr) {
+              if constexpr (std::is_integral_v<T>) {
+                if (!e.is_integer()) type_error(name, key, "an array of integers", e);
+              } else {
+                if (!e.is_number()) type_error(name, key, "an array of numbers", e);
+              }
+              out.push_back(*e.value<T>());
+            }
+            c.*member = out;
+          },
+          [member, key](const TrainConfig& c, toml::table& t) {
+            toml::array arr;
+            for (const T& v : c.*member) arr.push_back(v);
+            t.insert(key, arr);
+          }};
+}
+
+const std::vector<std::pair<std::string, Field>>& fields() {
+  static const std::vector<std::pair<std::string, Field>> kFields = {
+      {"model", string_field(&TrainConfig::model, "model")},
+      {"latent", int_field(&TrainConfig::latent, "latent")},
+      {"nesting", list_field(&TrainConfig::nesting, "nesting")},
+      {"hidden", list_field(&TrainConfig::hidden, "hidden")},
+      {"decoder", string_field(&TrainConfig::decoder, "decoder")},
+      {"likelihood", string_field(&TrainConfig::likelihood, "likelihood")},
+      {"kernel", string_field(&TrainConfig::kernel, "kernel")},
+      {"estimator", string_field(&TrainConfig::estimator, "estimator")},
+      {"bandwidth", double_field(&TrainConfig::bandwidth, "bandwidth")},
+      {"lambda", double_field(&TrainConfig::lambda, "lambda")},
+      {"beta", double_field(&TrainConfig::beta, "beta")},
+      {"weights", list_field(&TrainConfig::weights, "weights")},
+      {"lr", double_field(&TrainConfig::lr, "lr")},
+      {"weight_decay", double_field(&TrainConfig::weight_decay, "weight_decay")},
+      {"batch_size", int_field(&TrainConfig::batch_size, "batch_size")},
+      {"epochs", int_field(&TrainConfig::epochs, "epochs")},
+      {"seed", int_field(&TrainConfig::seed, "seed")},
+      {"threads", int_field(&TrainConfig::threads, "threads")},
+      {"limit", int_field(&TrainConfig::limit, "limit")},
+      {"checkpoint_every", int_field(&TrainConfig::checkpoint_every, "checkpoint_every")},
+      {"data", string_field(&TrainConfig::data, "data")},
+      {"classes", int_field(&TrainConfig::classes, "classes")},
+  };
+  return kFields;
+}
+
+}  // namespace
+
+void resolve(TrainConfig& c) {
+  check(c.model == "vae" || c.model == "mmd" || c.model == "mrl-mmd" || c.model == "mrl-vae", "model", c.model,
+        "vae, mmd, mrl-mmd or mrl-vae");
+  check(c.latent > 0 && c.latent <= 4096, "latent", c.latent, "an integer in 1..4096");
+  if (c.nesting.empty()) {
+    if (c.is_mrl()) {
+      for (int64_t m = 2; m < c.latent; m *= 2) c.nesting.push_back(m);
+    }
+    c.nesting.push_back(c.latent);
+  }
+  if (!c.is_mrl() && !(c.nesting.size() == 1 && c.nesting[0] == c.latent))
+    throw UsageError(fmt::format("nesting = [{}]: model {} trains the full code only; use mrl-mmd or mrl-vae",
+                                 fmt::join(c.nesting, ","), c.model));
+  check_nesting(c.nesting, c.latent);
+  check(!c.hidden.empty(), "hidden", "[]", "at least one layer width");
+  for (int64_t h : c.hidden) check(h > 0, "hidden", h, "positive widths");
+  parse_decoder_form(c.decoder);
+  parse_likelihood(c.likelihood);
+  parse_mmd_kernel(c.kernel);
+  check(c.estimator == "biased" || c.estimator == "unbiased", "estimator", c.estimator, "biased or unbiased");
+  check(std::isfinite(c.bandwidth) && c.bandwidth >= 0, "bandwidth", c.bandwidth, "a number >= 0 (0 = m^2)");
+  check(std::isfinite(c.lambda) && c.lambda >= 0, "lambda", c.lambda, "a number >= 0");
+  check(std::isfinite(c.beta) && c.beta >= 0, "beta", c.beta, "a number >= 0");
+  if (!c.weights.empty() && c.weights.size() != c.nesting.size())
+    throw UsageError(fmt::format("weights has {} values but the nesting list has {} sizes", c.weights.size(),
+                                 c.nesting.size()));
+  for (double w : c.weights) check(std::isfinite(w) && w >= 0, "weights", w, "numbers >= 0");
+  if (c.weights.empty()) c.weights.assign(c.nesting.size(), 1.0);
+  check(std::isfinite(c.lr) && c.lr > 0, "lr", c.lr, "a number > 0");
+  check(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "weight_decay", c.weight_decay, "a number >= 0");
+  check(c.batch_size >= 2, "batch_size", c.batch_size, "an integer >= 2");
+  check(c.epochs >= 1, "epochs", c.epochs, "an integer >= 1");
+  check(c.threads >= 0 && c.threads <= 1024, "threads", c.threads, "an integer in 0..1024 (0 = every core)");
+  check(c.limit >= 0, "limit", c.limit, "an integer >= 0 (0 = all)");
+  check(c.checkpoint_every >= 0, "checkpoint_every", c.checkpoint_every, "an integer >= 0");
+  check(c.classes >= 1 && c.classes <= 256, "classes", c.classes, "an integer in 1..256");
+  check(!c.data.empty(), "data", "\"\"", "a data folder");
+}
+
+void apply_toml_text(TrainConfig& config, const std::string& text, const std::string& name) {
+  toml::table table;
+  try {
+    table = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    throw UsageError(fmt::format("{}:{}:{}: {}", name, where.line, where.column, e.description()));
+  }
+  for (const auto& [key, node] : table) {
+    const std::string k(key.str());
+    const auto& fs = fields();
+    const auto it = std::find_if(fs.begin(), fs.end(), [&](const auto& f) { return f.first == k; });
+    if (it == fs.end()) throw UsageError(fmt::format("{}: unknown key '{}'", name, k));
+    it->second.set(config, node, name);
+  }
+}
+
+void apply_toml(TrainConfig& config, const std::filesystem::path& path) {
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = read_file(path);
+  } catch (const Error& e) {
+    throw UsageError(std::string("config ") + e.what());
+  }
+  apply_toml_text(config, std::string(bytes.begin(), bytes.end()), path.string());
+}
+
+std::string to_toml(const TrainConfig& config) {
+  toml::table t;
+  for (const auto& [key, field] : fields()) field.get(config, t);
+  std::ostringstream out;
+  out << "# matvae run settings, every default included\n" << t << "\n";
+  return out.str();
+}
+
+std::string config_hash(const TrainConfig& config) {
+  TrainConfig c = config;
+  // Neither changes what is computed: checkpoints only save it, and the thread count only the
+  // float rounding order (see README, Determinism).
+  c.checkpoint_every = 0;
+  c.threads = 0;
+  const std::string text = to_toml(c);
+  return sha256_hex(text.data(), text.size()).substr(0, 16);
+}
+
+}  // namespace matvae

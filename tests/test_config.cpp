@@ -1,0 +1,105 @@
+// Run settings: defaults, TOML in and out, unknown keys and wrong types, and the CLI's
+// precedence (defaults < --config < flags) and its exit codes for bad settings.
+#include <gtest/gtest.h>
+
+#include "matvae/train/config.h"
+#include "matvae/util/error.h"
+#include "test_util.h"
+
+namespace {
+namespace fs = std::filesystem;
+using matvae::TrainConfig;
+using matvae::UsageError;
+using matvae_test::contains;
+using matvae_test::error_message;
+
+TEST(ConfigTest, ResolveFillsTheNestingList) {
+  TrainConfig c;
+  c.model = "mrl-mmd";
+  c.latent = 64;
+  matvae::resolve(c);
+  EXPECT_EQ(c.nesting, (std::vector<int64_t>{2, 4, 8, 16, 32, 64}));
+  EXPECT_EQ(c.weights, std::vector<double>(6, 1.0));
+  TrainConfig v;
+  v.model = "vae";
+  v.latent = 20;
+  matvae::resolve(v);
+  EXPECT_EQ(v.nesting, (std::vector<int64_t>{20}));
+  TrainConfig bad;
+  bad.model = "mmd";
+  bad.nesting = {2, 64};
+  EXPECT_TRUE(contains(error_message<UsageError>([&] { matvae::resolve(bad); }), "full code only"));
+}
+
+TEST(ConfigTest, TomlRoundTrip) {
+  TrainConfig c;
+  c.model = "mrl-vae";
+  c.latent = 16;
+  c.nesting = {4, 16};
+  c.weights = {2.0, 0.5};
+  c.lr = 3e-4;
+  c.seed = 99;
+  c.kernel = "imq";
+  matvae::resolve(c);
+  TrainConfig back;
+  matvae::apply_toml_text(back, matvae::to_toml(c), "round-trip");
+  matvae::resolve(back);
+  EXPECT_EQ(matvae::to_toml(back), matvae::to_toml(c));
+  EXPECT_EQ(matvae::config_hash(back), matvae::config_hash(c));
+  back.lambda = 7;
+  EXPECT_NE(matvae::config_hash(back), matvae::config_hash(c));
+}
+
+TEST(ConfigTest, BadTomlIsAUsageErrorNamingFileAndKey) {
+  TrainConfig c;
+  EXPECT_TRUE(contains(error_message<UsageError>([&] { matvae::apply_toml_text(c, "lamda = 3\n", "my.toml"); }),
+                       "my.toml: unknown key 'lamda'"));
+  EXPECT_TRUE(contains(error_message<UsageError>([&] { matvae::apply_toml_text(c, "epochs = 'ten'\n", "my.toml"); }),
+                       "key 'epochs' must be an integer, got a string"));
+  EXPECT_TRUE(contains(
+      error_message<UsageError>([&] { matvae::apply_toml_text(c, "nesting = [2, 'x']\n", "my.toml"); }), "nesting"));
+  EXPECT_TRUE(contains(error_message<UsageError>([&] { matvae::apply_toml_text(c, "epochs = = 3\n", "my.toml"); }),
+                       "my.toml:1:"));
+  EXPECT_TRUE(contains(error_message<UsageError>([&] { matvae::apply_toml(c, "/nonexistent/run.toml"); }),
+                       "/nonexistent/run.toml"));
+}
+
+class TrainCliTest : public matvae_test::TempDirTest {};
+
+TEST_F(TrainCliTest, FlagsOverrideTheConfigFileAndBadSettingsExit2) {
+  matvae_test::write_small_idx_folder(dir() / "data", 40, 10, 4, 4);
+  matvae_test::write_bytes(dir() / "c.toml", "model = 'mmd'\nlatent = 3\nhidden = [8]\nepochs = 3\nbatch_size = 10\n");
+  const auto ok = matvae_test::run_matvae({"train", "--config", (dir() / "c.toml").string(), "--data",
+                                           (dir() / "data").string(), "--epochs", "1", "--out",
+                                           (dir() / "run").string(), "--quiet"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  TrainConfig written;
+  matvae::apply_toml(written, dir() / "run" / "config.toml");
+  EXPECT_EQ(written.epochs, 1);        // the flag
+  EXPECT_EQ(written.model, "mmd");     // the file
+  EXPECT_EQ(written.latent, 3);
+  EXPECT_EQ(written.lr, 1e-3);         // the default
+
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--nesting", "4,2,8", "--latent", "8"}, "strictly increase"},
+      {{"--latent", "8", "--nesting", "2,4"}, "latent size 8"},
+      {{"--lambda", "-1"}, "lambda"},
+      {{"--model", "gan"}, "gan"},
+      {{"--kernel", "rbf"}, "rbf"},
+      {{"--batch-size", "0"}, "batch_size"},
+      {{"--config", (dir() / "missing.toml").string()}, "missing.toml"},
+      {{"--epochs", "x"}, "--epochs"},
+  };
+  for (const auto& [args, expected] : bad) {
+    SCOPED_TRACE(expected);
+    std::vector<std::string> argv = {"train", "--data", (dir() / "data").string(), "--out", (dir() / "bad").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto r = matvae_test::run_matvae(argv);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_TRUE(contains(r.output, expected));
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_FALSE(fs::exists(dir() / "bad"));
+  }
+}
+
+}  // namespace

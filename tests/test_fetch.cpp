@@ -1,0 +1,433 @@
+// The fetch layer without the network: SHA-256 known answers, atomic writes (content, no leftovers,
+// failures that name the path), gunzip's limits, run_process, the recorded-sum tables, and the
+// Fashion-MNIST JSON-to-IDX conversion on synthetic per-class JSON.
+#include <chrono>
+#include <algorithm>
+#include <set>
+
+#include "matvae/data/dataset.h"
+#include "matvae/data/fetch.h"
+#include "matvae/data/info.h"
+#include "matvae/util/error.h"
+#include "matvae/util/file_io.h"
+#include "matvae/util/sha256.h"
+#include "matvae/util/subprocess.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace matvae_test;
+using matvae::Error;
+
+std::vector<std::string> listing(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<uint8_t> pattern_bytes(size_t n) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>((i * 31) ^ (i >> 9));
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SHA-256
+
+TEST(Sha256, KnownVectors) {
+  EXPECT_EQ(matvae::sha256_hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(matvae::sha256_hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  const std::string million(1000000, 'a');
+  EXPECT_EQ(matvae::sha256_hex(million.data(), million.size()),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+class Sha256File : public TempDirTest {};
+
+TEST_F(Sha256File, MatchesBufferHashAcrossReadChunks) {
+  write_bytes(dir() / "abc", std::string("abc"));
+  EXPECT_EQ(matvae::sha256_file(dir() / "abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // Larger than the 1 MiB read buffer, and not a multiple of it.
+  const auto big = pattern_bytes((size_t{1} << 20) * 2 + 7);
+  write_bytes(dir() / "big", big);
+  EXPECT_EQ(matvae::sha256_file(dir() / "big"), matvae::sha256_hex(big.data(), big.size()));
+  write_bytes(dir() / "million", std::string(1000000, 'a'));
+  EXPECT_EQ(matvae::sha256_file(dir() / "million"),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST_F(Sha256File, MissingFileNamesIt) {
+  const auto path = dir() / "absent";
+  EXPECT_TRUE(contains(error_message<Error>([&] { matvae::sha256_file(path); }), path.string()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole-file reads and atomic writes
+
+class FileIo : public TempDirTest {};
+
+TEST_F(FileIo, ReadFileRoundTripAndErrors) {
+  const auto bytes = pattern_bytes(5000);
+  write_bytes(dir() / "f", bytes);
+  EXPECT_EQ(matvae::read_file(dir() / "f"), bytes);
+  write_bytes(dir() / "empty", std::vector<uint8_t>{});
+  EXPECT_TRUE(matvae::read_file(dir() / "empty").empty());
+
+  std::string msg = error_message<Error>([&] { matvae::read_file(dir() / "missing"); });
+  EXPECT_TRUE(contains(msg, (dir() / "missing").string()));
+  EXPECT_TRUE(contains(msg, "no such file"));
+  msg = error_message<Error>([&] { matvae::read_file(dir()); });
+  EXPECT_TRUE(contains(msg, dir().string()));
+  EXPECT_TRUE(contains(msg, "is a directory"));
+}
+
+TEST_F(FileIo, WriteFileAtomicWritesExactlyTheContent) {
+  const auto path = dir() / "out.bin";
+  const auto bytes = pattern_bytes(100000);
+  matvae::write_file_atomic(path, bytes.data(), bytes.size());
+  EXPECT_EQ(read_bytes(path), bytes);
+  EXPECT_EQ(listing(dir()), std::vector<std::string>{"out.bin"});  // no leftover temporaries
+
+  // Replacing an existing (longer) file leaves only the new content.
+  matvae::write_file_atomic(path, std::string("short"));
+  EXPECT_EQ(read_bytes(path), (std::vector<uint8_t>{'s', 'h', 'o', 'r', 't'}));
+  matvae::write_file_atomic(path, std::string());
+  EXPECT_TRUE(fs::exists(path));
+  EXPECT_EQ(fs::file_size(path), 0u);
+  EXPECT_EQ(listing(dir()), std::vector<std::string>{"out.bin"});
+}
+
+TEST_F(FileIo, WriteIntoMissingFolderThrowsAndLeavesNothing) {
+  const auto path = dir() / "no-such-folder" / "out.txt";
+  const std::string msg = error_message<Error>([&] { matvae::write_file_atomic(path, std::string("data")); });
+  EXPECT_TRUE(contains(msg, path.string()));
+  EXPECT_TRUE(contains(msg, "does not exist"));
+  EXPECT_FALSE(fs::exists(dir() / "no-such-folder"));
+  EXPECT_TRUE(listing(dir()).empty());
+}
+
+TEST_F(FileIo, FailedRenameRemovesTheTemporary) {
+  // The target is a non-empty folder: the temporary is written, the rename fails, and the
+  // temporary must be gone afterwards with the folder untouched.
+  const auto target = dir() / "occupied";
+  fs::create_directory(target);
+  write_bytes(target / "keep", std::string("x"));
+  const std::string msg = error_message<Error>([&] { matvae::write_file_atomic(target, std::string("data")); });
+  EXPECT_TRUE(contains(msg, target.string()));
+  EXPECT_TRUE(contains(msg, "rename failed"));
+  EXPECT_EQ(listing(dir()), std::vector<std::string>{"occupied"});
+  EXPECT_TRUE(fs::is_directory(target));
+  EXPECT_EQ(listing(target), std::vector<std::string>{"keep"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// gunzip
+
+TEST(Gunzip, IsGzip) {
+  EXPECT_TRUE(matvae::is_gzip(gzip_bytes({1, 2, 3})));
+  EXPECT_FALSE(matvae::is_gzip({0x1f}));
+  EXPECT_FALSE(matvae::is_gzip({}));
+  EXPECT_FALSE(matvae::is_gzip(zlib_bytes({1, 2, 3})));
+}
+
+TEST(Gunzip, RoundTripAtAndAcrossTheCap) {
+  // 2 MiB + 3: output crosses the inflater's 1 MiB chunks.
+  const auto data = pattern_bytes((size_t{1} << 21) + 3);
+  const auto gz = gzip_bytes(data);
+  EXPECT_EQ(matvae::gunzip(gz, data.size(), "x.gz"), data);          // the cap is inclusive
+  EXPECT_EQ(matvae::gunzip(gz, data.size() + 1000, "x.gz"), data);   // a loose cap
+  EXPECT_EQ(matvae::gunzip(gz, UINT64_MAX, "x.gz"), data);           // no practical cap
+  const std::string msg = error_message<Error>([&] { matvae::gunzip(gz, data.size() - 1, "x.gz"); });
+  EXPECT_TRUE(contains(msg, "x.gz"));
+  EXPECT_TRUE(contains(msg, "more than the " + std::to_string(data.size() - 1) + " bytes"));
+}
+
+TEST(Gunzip, ExactMiBOutputAndCaps) {
+  const auto data = pattern_bytes(size_t{1} << 20);  // exactly one chunk
+  const auto gz = gzip_bytes(data);
+  EXPECT_EQ(matvae::gunzip(gz, data.size(), "y.gz"), data);
+  EXPECT_TRUE(contains(error_message<Error>([&] { matvae::gunzip(gz, data.size() - 1, "y.gz"); }), "more than"));
+  EXPECT_TRUE(contains(error_message<Error>([&] { matvae::gunzip(gz, 0, "y.gz"); }), "more than the 0 bytes"));
+  EXPECT_EQ(matvae::gunzip(gzip_bytes({}), 0, "empty.gz"), std::vector<uint8_t>{});
+}
+
+TEST(Gunzip, AcceptsZlibStreams) {
+  const auto data = pattern_bytes(7777);
+  EXPECT_EQ(matvae::gunzip(zlib_bytes(data), data.size(), "z"), data);
+}
+
+TEST(Gunzip, PrefixReturnsTheFirstBytesOnly) {
+  const auto data = pattern_bytes(300000);
+  const auto gz = gzip_bytes(data);
+  EXPECT_EQ(matvae::gunzip_prefix(gz, 16, "p.gz"), std::vector<uint8_t>(data.begin(), data.begin() + 16));
+  EXPECT_EQ(matvae::gunzip_prefix(gz, data.size() + 50, "p.gz"), data);  // shorter stream: all of it
+  // A prefix can be read from a stream whose tail is missing.
+  const std::vector<uint8_t> half(gz.begin(), gz.begin() + gz.size() / 2);
+  EXPECT_EQ(matvae::gunzip_prefix(half, 1024, "p.gz"), std::vector<uint8_t>(data.begin(), data.begin() + 1024));
+}
+
+TEST(Gunzip, CorruptTruncatedEmptyAndGarbageInputThrow) {
+  const auto data = pattern_bytes(50000);
+  const auto gz = gzip_bytes(data);
+  auto bad = gz;
+  for (size_t i = bad.size() / 2; i < bad.size() / 2 + 8; ++i) bad[i] ^= 0xff;
+  std::string msg = error_message<Error>([&] { matvae::gunzip(bad, data.size(), "bad.gz"); });
+  EXPECT_TRUE(contains(msg, "bad.gz"));
+  EXPECT_TRUE(contains(msg, "corrupt gzip stream"));
+
+  const std::vector<uint8_t> cut(gz.begin(), gz.end() - 10);
+  msg = error_message<Error>([&] { matvae::gunzip(cut, data.size(), "cut.gz"); });
+  EXPECT_TRUE(contains(msg, "cut.gz"));
+  EXPECT_TRUE(contains(msg, "truncated"));
+
+  msg = error_message<Error>([&] { matvae::gunzip({}, 100, "nothing.gz"); });
+  EXPECT_TRUE(contains(msg, "nothing.gz"));
+
+  msg = error_message<Error>([&] { matvae::gunzip(pattern_bytes(100), 1000, "plain.bin"); });
+  EXPECT_TRUE(contains(msg, "plain.bin"));
+  EXPECT_TRUE(contains(msg, "corrupt gzip stream"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// run_process
+
+class Subprocess : public TempDirTest {};
+
+TEST_F(Subprocess, ExitCodeAndBothStreams) {
+  const auto r = matvae::run_process({"sh", "-c", "echo to-out; echo to-err >&2; exit 3"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(contains(r.output, "to-out"));
+  EXPECT_TRUE(contains(r.output, "to-err"));
+  EXPECT_EQ(matvae::run_process({"true"}).exit_code, 0);
+}
+
+TEST_F(Subprocess, RunsInTheGivenFolder) {
+  const auto r = matvae::run_process({"pwd"}, dir());
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(fs::canonical(r.output.substr(0, r.output.find('\n'))), fs::canonical(dir()));
+}
+
+TEST_F(Subprocess, MissingProgramAndSignals) {
+  const auto r = matvae::run_process({"matvae-no-such-program-xyz"});
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_TRUE(contains(r.output, "matvae-no-such-program-xyz: cannot run"));
+  EXPECT_EQ(matvae::run_process({"sh", "-c", "kill -9 $$"}).exit_code, -1);
+  EXPECT_EQ(matvae::run_process({}).exit_code, -1);
+}
+
+TEST_F(Subprocess, KeepsTheTailOfLongOutput) {
+  const auto r = matvae::run_process({"sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done; echo END"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_LE(r.output.size(), 4096u);
+  EXPECT_GT(r.output.size(), 3000u);
+  EXPECT_EQ(r.output.substr(r.output.size() - 4), "END\n");
+  EXPECT_TRUE(contains(r.output, "line2999"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recorded sums
+
+TEST(RecordedSums, TablesAndNames) {
+  EXPECT_EQ(matvae::idx_file_names(),
+            (std::vector<std::string>{"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                                      "t10k-labels-idx1-ubyte"}));
+  for (const std::string ds : {"mnist", "fashion-mnist"}) {
+    const auto& sums = matvae::recorded_sha256(ds);
+    ASSERT_EQ(sums.size(), 4u) << ds;
+    for (const auto& name : matvae::idx_file_names()) {
+      ASSERT_TRUE(sums.count(name)) << ds << " has no sum for " << name;
+      EXPECT_EQ(sums.at(name).size(), 64u);
+      EXPECT_EQ(sums.at(name).find_first_not_of("0123456789abcdef"), std::string::npos);
+    }
+  }
+  const std::string msg = error_message<matvae::UsageError>([] { matvae::recorded_sha256("cifar"); });
+  EXPECT_TRUE(contains(msg, "cifar"));
+}
+
+class Verified : public TempDirTest {};
+
+TEST_F(Verified, MissingOrWrongFilesAreNotVerified) {
+  EXPECT_FALSE(matvae::dataset_verified(dir() / "absent", "mnist"));
+  EXPECT_FALSE(matvae::dataset_verified(dir(), "mnist"));
+  for (const auto& name : matvae::idx_file_names()) write_bytes(dir() / name, std::string("not the data"));
+  EXPECT_FALSE(matvae::dataset_verified(dir(), "mnist"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fashion-MNIST conversion on synthetic per-class JSON (7000 valid images per class are needed,
+// so the images are mostly zeros: 784 values of "0" keep each file near 1.6 MB per 1000 images).
+// Pixels 0..2 of a valid image encode (class, k & 255, k >> 8), k its index among its class's
+// valid images, so every output image tells where it came from.
+
+constexpr int kPerClass = 7000;
+
+std::string json_image(int c, int k) {
+  std::string s = "[" + std::to_string(c) + "," + std::to_string(k & 255) + "," + std::to_string(k >> 8);
+  for (int p = 3; p < 784; ++p) s += ",0";
+  return s + "]";
+}
+
+/// A class file with `valid` good images, interleaved with every kind of entry that must be dropped.
+std::string class_json(int c, int valid) {
+  std::string bad_length = "[1";
+  for (int p = 1; p < 783; ++p) bad_length += ",0";
+  const std::string too_short = bad_length + "]";     // 783 values
+  const std::string too_long = bad_length + ",0,0]";  // 785 values
+  std::string v256 = json_image(c, 0);
+  v256.replace(v256.size() - 2, 1, "256");  // last pixel out of range
+  std::string negative = json_image(c, 0);
+  negative.replace(negative.size() - 2, 1, "-1");
+  std::string fractional = json_image(c, 0);
+  fractional.replace(fractional.size() - 2, 1, "0.5");
+  std::string text = json_image(c, 0);
+  text.replace(text.size() - 2, 1, "\"7\"");
+  const std::vector<std::string> bad = {"[]", too_short, too_long, v256, negative, fractional, text, "null", "{}"};
+
+  std::string s = "{\"data\": [";
+  size_t b = 0;
+  for (int k = 0; k < valid; ++k) {
+    if (k % 997 == 500 && b < bad.size()) s += bad[b++] + ",";
+    s += json_image(c, k);
+    if (k + 1 < valid) s += ",";
+  }
+  while (b < bad.size()) s += "," + bad[b++];
+  return s + "]}";
+}
+
+class FashionConvert : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = new TempDir();
+    fs::create_directories(clothes());
+    fs::create_directories(out());
+    // Two images more than needed in each class: they must be ignored.
+    for (int c = 0; c < 10; ++c) write_bytes(clothes() / (std::to_string(c) + ".json"), class_json(c, kPerClass + 2));
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      matvae::convert_fashion_mnist(clothes(), out());
+    } catch (const std::exception& e) {
+      conversion_error_ = new std::string(e.what());
+    }
+    seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  static void TearDownTestSuite() {
+    delete tmp_;
+    tmp_ = nullptr;
+    delete conversion_error_;
+    conversion_error_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_EQ(conversion_error_, nullptr) << "conversion failed: " << *conversion_error_;
+  }
+  static fs::path clothes() { return tmp_->path() / "clothes"; }
+  static fs::path out() { return tmp_->path() / "idx"; }
+
+  static TempDir* tmp_;
+  static std::string* conversion_error_;
+  static double seconds_;
+};
+TempDir* FashionConvert::tmp_ = nullptr;
+std::string* FashionConvert::conversion_error_ = nullptr;
+double FashionConvert::seconds_ = 0;
+
+/// (class, k) of each image, decoded from pixels 0..2.
+std::vector<std::pair<int, int>> decode(const matvae::Dataset& ds) {
+  const auto px = (ds.images.narrow(1, 0, 3) * 255).round().to(torch::kInt64).contiguous();
+  std::vector<std::pair<int, int>> out;
+  const int64_t* p = px.data_ptr<int64_t>();
+  for (int64_t i = 0; i < ds.size(); ++i) out.emplace_back(p[3 * i], p[3 * i + 1] + 256 * p[3 * i + 2]);
+  return out;
+}
+
+TEST_F(FashionConvert, WritesOnlyTheFourIdxFiles) {
+  std::vector<std::string> want = matvae::idx_file_names();
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(listing(out()), want);
+  RecordProperty("conversion_seconds", std::to_string(seconds_));
+}
+
+TEST_F(FashionConvert, SixThousandTrainAndOneThousandTestPerClass) {
+  const auto tt = matvae::load_dataset(out());
+  EXPECT_EQ(tt.train.height, 28);
+  EXPECT_EQ(tt.train.width, 28);
+  EXPECT_EQ(matvae::split_stats(tt.train).class_counts, std::vector<int64_t>(10, 6000));
+  EXPECT_EQ(matvae::split_stats(tt.test).class_counts, std::vector<int64_t>(10, 1000));
+}
+
+TEST_F(FashionConvert, TestIsTheNextThousandValidImagesInClassOrder) {
+  const auto test = matvae::load_split(out(), matvae::Split::kTest);
+  const auto ids = decode(test);
+  ASSERT_EQ(ids.size(), 10000u);
+  const auto labels = test.labels.contiguous();
+  for (int c = 0; c < 10; ++c)
+    for (int j = 0; j < 1000; ++j) {
+      const size_t i = static_cast<size_t>(c * 1000 + j);
+      ASSERT_EQ(ids[i], std::make_pair(c, 6000 + j)) << "test image " << i;
+      ASSERT_EQ(labels[i].item<int64_t>(), c);
+    }
+  // The rest of each image is the zeros the JSON held.
+  EXPECT_EQ(test.images.narrow(1, 3, 781).abs().sum().item<float>(), 0.0f);
+}
+
+TEST_F(FashionConvert, TrainIsTheFirstSixThousandShuffled) {
+  const auto train = matvae::load_split(out(), matvae::Split::kTrain);
+  const auto ids = decode(train);
+  ASSERT_EQ(ids.size(), 60000u);
+  std::set<std::pair<int, int>> seen;
+  const auto labels = train.labels.contiguous();
+  const int64_t* l = labels.data_ptr<int64_t>();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_EQ(ids[i].first, l[i]) << "train image " << i << " carries another class's label";
+    ASSERT_LT(ids[i].second, 6000) << "train image " << i;
+    seen.insert(ids[i]);
+  }
+  EXPECT_EQ(seen.size(), 60000u);
+  // Shuffled: neither in class order nor in input order within the first rows.
+  const auto head = std::vector<int64_t>(l, l + 100);
+  EXPECT_GT(std::set<int64_t>(head.begin(), head.end()).size(), 5u);
+}
+
+TEST_F(FashionConvert, LabelFilesMatchTheRecordedRealSums) {
+  // Label files depend only on the split and the shuffle, not on the pixels: with 7000 valid
+  // images per class, the synthetic conversion must write byte-for-byte the real label files.
+  const auto& sums = matvae::recorded_sha256("fashion-mnist");
+  EXPECT_EQ(matvae::sha256_file(out() / "train-labels-idx1-ubyte"), sums.at("train-labels-idx1-ubyte"));
+  EXPECT_EQ(matvae::sha256_file(out() / "t10k-labels-idx1-ubyte"), sums.at("t10k-labels-idx1-ubyte"));
+}
+
+TEST_F(FashionConvert, ShuffleWithinClassesIsPinned) {
+  // The labels above fix the class sequence; this sum of the synthetic train images (whose pixels
+  // encode each image's index) also fixes which image of a class lands where. It changes only if
+  // the seeded shuffle or this test's JSON changes.
+  EXPECT_EQ(matvae::sha256_file(out() / "train-images-idx3-ubyte"),
+            "934df5f68dab6753b33710a90532794a23beb1114c3d1f78351e19ca97a0f3e4");
+}
+
+class FashionConvertErrors : public TempDirTest {};
+
+TEST_F(FashionConvertErrors, TooFewValidImagesNamesTheFile) {
+  write_bytes(dir() / "0.json", class_json(0, 30));
+  const std::string msg = error_message<Error>([&] { matvae::convert_fashion_mnist(dir(), dir() / "out"); });
+  EXPECT_TRUE(contains(msg, (dir() / "0.json").string()));
+  EXPECT_TRUE(contains(msg, "only 30 valid images, expected 7000"));
+}
+
+TEST_F(FashionConvertErrors, MissingBadJsonAndNoDataArray) {
+  std::string msg = error_message<Error>([&] { matvae::convert_fashion_mnist(dir(), dir()); });
+  EXPECT_TRUE(contains(msg, (dir() / "0.json").string()));
+  EXPECT_TRUE(contains(msg, "no such file"));
+
+  write_bytes(dir() / "0.json", std::string("{\"data\": [[1, 2"));
+  msg = error_message<Error>([&] { matvae::convert_fashion_mnist(dir(), dir()); });
+  EXPECT_TRUE(contains(msg, (dir() / "0.json").string()));
+  EXPECT_TRUE(contains(msg, "not valid JSON"));
+
+  write_bytes(dir() / "0.json", std::string("{\"images\": []}"));
+  msg = error_message<Error>([&] { matvae::convert_fashion_mnist(dir(), dir()); });
+  EXPECT_TRUE(contains(msg, (dir() / "0.json").string()));
+  EXPECT_TRUE(contains(msg, "no \"data\" array"));
+  EXPECT_EQ(listing(dir()), std::vector<std::string>{"0.json"});  // nothing written on failure
+}
+
+}  // namespace

@@ -1,0 +1,86 @@
+// The VAE family: the tied decoder's prefix semantics, the fast all-prefix decoder against the
+// plain one, and the nesting checks.
+#include <gtest/gtest.h>
+
+#include "matvae/models/vae.h"
+#include "matvae/util/error.h"
+#include "test_util.h"
+
+namespace {
+using matvae::DecoderForm;
+using matvae::Vae;
+using matvae::VaeOptions;
+using matvae_test::tensors_close;
+
+class VaeTest : public matvae_test::SeededTest {};
+
+TEST_F(VaeTest, TiedPrefixEqualsFullDecoderWithTailZeroed) {
+  Vae model(VaeOptions(20, 8).hidden({16, 12}).nesting({2, 4, 8}).decoder(DecoderForm::kTied));
+  const auto z = torch::randn({5, 8});
+  for (int64_t m : {2, 4, 8}) {
+    SCOPED_TRACE("m = " + std::to_string(m));
+    auto padded = z.clone();
+    padded.narrow(1, m, 8 - m).zero_();
+    EXPECT_TRUE(tensors_close(model->decode(z.narrow(1, 0, m)), model->decode(padded), 1e-5));
+  }
+  // And the prefix decoding really ignores the tail: changing z[m:] changes nothing.
+  auto other = z.clone();
+  other.narrow(1, 4, 4).normal_();
+  EXPECT_TRUE(tensors_close(model->decode(other.narrow(1, 0, 4)), model->decode(z.narrow(1, 0, 4)), 0));
+  EXPECT_FALSE(tensors_close(model->decode(other), model->decode(z), 1e-3));
+}
+
+TEST_F(VaeTest, FastPrefixDecoderMatchesPlainDecoder) {
+  for (DecoderForm form : {DecoderForm::kTied, DecoderForm::kSeparate}) {
+    SCOPED_TRACE(matvae::to_string(form));
+    Vae model(VaeOptions(30, 16).hidden({24}).nesting({2, 4, 8, 16}).decoder(form));
+    const auto z = torch::randn({7, 16});
+    const auto all = model->decode_prefixes(z);
+    ASSERT_EQ(all.sizes(), (std::vector<int64_t>{4, 7, 30}));
+    int64_t k = 0;
+    for (int64_t m : {2, 4, 8, 16}) EXPECT_TRUE(tensors_close(all[k++], model->decode(z.narrow(1, 0, m)), 1e-5));
+  }
+}
+
+TEST_F(VaeTest, SeparateDecodersHaveTheirOwnFirstLayer) {
+  Vae model(VaeOptions(10, 4).hidden({8}).nesting({2, 4}).decoder(DecoderForm::kSeparate));
+  const auto params = model->named_parameters();
+  EXPECT_EQ(params["decoder_first_2.weight"].sizes(), (std::vector<int64_t>{8, 2}));
+  EXPECT_EQ(params["decoder_first_4.weight"].sizes(), (std::vector<int64_t>{8, 4}));
+  // Zeroing the tail is NOT the same as the m = 2 decoder here: they are different layers.
+  const auto z = torch::randn({3, 4});
+  auto padded = z.clone();
+  padded.narrow(1, 2, 2).zero_();
+  EXPECT_FALSE(tensors_close(model->decode(z.narrow(1, 0, 2)), model->decode(padded), 1e-4));
+}
+
+TEST_F(VaeTest, ForwardShapesAndReparameterisation) {
+  Vae model(VaeOptions(12, 6).hidden({10, 8}).nesting({3, 6}));
+  const auto x = torch::rand({4, 12});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  const auto out = model->forward(x, gen);
+  EXPECT_EQ(out.mu.sizes(), (std::vector<int64_t>{4, 6}));
+  EXPECT_EQ(out.logvar.sizes(), (std::vector<int64_t>{4, 6}));
+  EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{2, 4, 12}));
+  // z = mu + eps * sigma with eps drawn from the given generator.
+  auto gen2 = at::make_generator<at::CPUGeneratorImpl>(5);
+  const auto eps = at::randn({4, 6}, gen2, torch::TensorOptions());
+  EXPECT_TRUE(tensors_close(out.z, out.mu + eps * torch::exp(0.5 * out.logvar), 1e-6));
+}
+
+TEST(NestingTest, RejectsBadLists) {
+  using matvae::check_nesting;
+  using matvae::UsageError;
+  EXPECT_NO_THROW(check_nesting({2, 4, 8}, 8));
+  EXPECT_TRUE(matvae_test::contains(matvae_test::error_message<UsageError>([] { check_nesting({2, 8, 4}, 4); }),
+                                    "strictly increase"));
+  EXPECT_TRUE(matvae_test::contains(matvae_test::error_message<UsageError>([] { check_nesting({2, 4, 4}, 4); }),
+                                    "strictly increase"));
+  EXPECT_TRUE(matvae_test::contains(matvae_test::error_message<UsageError>([] { check_nesting({2, 4}, 8); }),
+                                    "must equal the latent size 8"));
+  EXPECT_TRUE(matvae_test::contains(matvae_test::error_message<UsageError>([] { check_nesting({0, 4}, 4); }),
+                                    "not positive"));
+  EXPECT_TRUE(matvae_test::contains(matvae_test::error_message<UsageError>([] { check_nesting({}, 4); }), "empty"));
+}
+
+}  // namespace

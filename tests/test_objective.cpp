@@ -1,0 +1,102 @@
+// The training objective: its per-prefix terms against the losses computed by hand, and the
+// reduction of the Matryoshka models to the plain ones when the nesting list is {D}.
+#include <gtest/gtest.h>
+
+#include "matvae/losses/kl.h"
+#include "matvae/losses/mmd.h"
+#include "matvae/losses/recon.h"
+#include "matvae/train/objective.h"
+#include "test_util.h"
+
+namespace {
+using matvae::TrainConfig;
+using matvae_test::tensors_close;
+
+TrainConfig small_config(const std::string& model) {
+  TrainConfig c;
+  c.model = model;
+  c.latent = 8;
+  c.hidden = {16};
+  c.nesting = {};
+  matvae::resolve(c);
+  return c;
+}
+
+matvae::Vae build(const TrainConfig& c, int64_t pixels, uint64_t seed) {
+  torch::manual_seed(seed);
+  return matvae::Vae(matvae::VaeOptions(pixels, c.latent).hidden(c.hidden).nesting(c.nesting));
+}
+
+/// Loss of one model on one batch, with fixed generators.
+matvae::LossTerms loss_of(const TrainConfig& c, const torch::Tensor& x) {
+  auto model = build(c, x.size(1), 42);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  const auto out = model->forward(x, gen);
+  return matvae::Objective(c)(out, x, gen);
+}
+
+TEST(ObjectiveTest, MrlWithNestingDEqualsPlainModel) {
+  torch::manual_seed(3);
+  const auto x = torch::rand({16, 20});
+  for (const auto& [mrl, plain] : {std::pair{"mrl-mmd", "mmd"}, std::pair{"mrl-vae", "vae"}}) {
+    SCOPED_TRACE(mrl);
+    TrainConfig a = small_config(plain);
+    TrainConfig b;
+    b.model = mrl;
+    b.latent = 8;
+    b.hidden = {16};
+    b.nesting = {8};
+    matvae::resolve(b);
+    const auto la = loss_of(a, x), lb = loss_of(b, x);
+    EXPECT_TRUE(tensors_close(la.total, lb.total, 0));
+    EXPECT_GT(la.total.item<double>(), 0);
+  }
+}
+
+TEST(ObjectiveTest, TermsMatchTheLossesComputedByHand) {
+  torch::manual_seed(4);
+  const auto x = torch::rand({12, 20});
+  TrainConfig c = small_config("mrl-mmd");  // nesting 2, 4, 8
+  c.weights = {0.5, 1.0, 2.0};
+  c.lambda = 10;
+  auto model = build(c, 20, 1);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+  const auto out = model->forward(x, gen);
+  const auto prior_state = gen.get_state();
+  const auto terms = matvae::Objective(c)(out, x, gen);
+
+  auto gen2 = at::make_generator<at::CPUGeneratorImpl>(0);
+  gen2.set_state(prior_state);
+  const auto prior = at::randn({12, 8}, gen2, torch::TensorOptions());
+  matvae::MmdOptions mo;
+  mo.bandwidth = c.bandwidth;
+  double expected = 0;
+  for (int k = 0; k < 3; ++k) {
+    const int64_t m = c.nesting[k];
+    const double rec = matvae::loss_recon(model->decode(out.z.narrow(1, 0, m)), x, matvae::Likelihood::kBernoulli)
+                           .mean()
+                           .item<double>();
+    const double mmd = matvae::loss_mmd(out.z.narrow(1, 0, m), prior.narrow(1, 0, m), mo).item<double>();
+    EXPECT_NEAR(terms.recon[k].item<double>(), rec, 1e-3 * std::abs(rec));
+    EXPECT_NEAR(terms.divergence[k].item<double>(), mmd, 1e-5);
+    expected += c.weights[k] * (rec + c.lambda * mmd);
+  }
+  EXPECT_NEAR(terms.total.item<double>(), expected, 1e-4 * std::abs(expected));
+}
+
+TEST(ObjectiveTest, VaeDivergenceIsThePrefixKl) {
+  torch::manual_seed(5);
+  const auto x = torch::rand({6, 20});
+  TrainConfig c = small_config("mrl-vae");
+  auto model = build(c, 20, 2);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  const auto out = model->forward(x, gen);
+  const auto terms = matvae::Objective(c)(out, x, gen);
+  for (int k = 0; k < 3; ++k) {
+    const int64_t m = c.nesting[k];
+    EXPECT_NEAR(terms.divergence[k].item<double>(),
+                matvae::loss_kl(out.mu.narrow(1, 0, m), out.logvar.narrow(1, 0, m)).item<double>(), 1e-4);
+  }
+}
+
+}  // namespace
