@@ -9,6 +9,8 @@
 #include "matvae/data/dataset.h"
 #include "matvae/data/fetch.h"
 #include "matvae/data/info.h"
+#include "matvae/experiment/experiment.h"
+#include "matvae/experiment/model_eval.h"
 #include "matvae/report/progress_bar.h"
 #include "matvae/train/config.h"
 #include "matvae/train/trainer.h"
@@ -106,7 +108,8 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   a.bind(train, "--seed", &C::seed, "Random seed");
   a.bind(train, "--limit", &C::limit, "Train on the first N images (0 = all)");
   a.bind(train, "--checkpoint-every", &C::checkpoint_every, "Also checkpoint every N steps (0 = per epoch only)");
-  train->add_option("--threads", a.threads_override, "Threads (default: every core)");
+  train->add_option("--threads", a.threads_override, "Threads (default: every core)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
 }
 
 int run_train(const TrainArgs& a) {
@@ -151,6 +154,60 @@ int run_train(const TrainArgs& a) {
   return 0;
 }
 
+struct ExperimentArgs {
+  matvae::ExperimentOptions options;
+  std::string out, data_root = "data";
+  bool quiet = false;
+};
+
+int run_experiment(ExperimentArgs& a) {
+  a.options.data_root = a.data_root;
+  a.options.out = a.out;
+  if (!a.quiet) a.options.log = [](const std::string& line) { std::cerr << line << "\n"; };
+  a.options.stop = &g_stop;
+  std::signal(SIGINT, on_sigint);
+  std::signal(SIGTERM, on_sigint);
+  const std::string warn = matvae::blas_warning();
+  if (!warn.empty()) std::cerr << warn << "\n";
+  const auto result = matvae::run_experiment(a.options);
+  if (result.interrupted) {
+    std::cerr << "interrupted: finished models are kept; run the same command again to resume\n";
+    return 130;
+  }
+  std::cout << result.report_md.string() << "\n";
+  return 0;
+}
+
+struct EvalArgs {
+  std::string run;
+  std::vector<int64_t> dims;
+  int64_t threads = 0;
+};
+
+int run_eval(const EvalArgs& a) {
+  matvae::set_threads(a.threads);
+  const auto j = matvae::evaluate_run(a.run, a.dims);
+  std::printf("%-4s %8s %8s %8s %10s %10s %9s\n", "m", "probe", "1-NN", "5-NN", "recon", "sq.err", "MMD2");
+  for (const auto& [m, v] : j["metrics"].items())
+    std::printf("%-4s %8.4f %8.4f %8.4f %10.2f %10.2f %9.5f\n", m.c_str(), v["probe"].get<double>(),
+                v["knn1"].get<double>(), v["knn5"].get<double>(), v["recon"].get<double>(), v["mse"].get<double>(),
+                v["mmd"].get<double>());
+  std::printf("written: %s/eval.json\n", a.run.c_str());
+  return 0;
+}
+
+struct EncodeArgs {
+  std::string run, data, out, split = "test";
+  int64_t dim = 0;
+};
+
+int run_encode(const EncodeArgs& a) {
+  const auto labels = matvae::write_codes_npy(a.run, a.data, a.split == "train" ? matvae::Split::kTrain : matvae::Split::kTest,
+                                              a.dim, a.out);
+  std::cout << a.out << "\n" << labels.string() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -177,6 +234,36 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "Train one model into a run folder");
   add_train_options(train, train_args);
 
+  ExperimentArgs exp_args;
+  auto* exp = app.add_subcommand("experiment", "Train and evaluate every row of the comparison; write results.json and REPORT.md");
+  exp->add_option("--profile", exp_args.options.profile, "quick (minutes) | full (3 seeds, converged)")
+      ->check(CLI::IsMember({"quick", "full", "tiny"}))
+      ->capture_default_str();
+  exp->add_option("--datasets", exp_args.options.datasets, "Data sets (folders under --data-root)")
+      ->delimiter(',')
+      ->capture_default_str();
+  exp->add_option("--dims", exp_args.options.dims, "Prefix sizes m (default: 2,4,...,latent)")->delimiter(',');
+  exp->add_option("--seeds", exp_args.options.seeds, "Seeds (default: the profile's)")->delimiter(',');
+  exp->add_option("--rows", exp_args.options.rows, "Rows to run (default: all)")->delimiter(',');
+  exp->add_option("--data-root", exp_args.data_root, "Folder holding the data sets")->capture_default_str();
+  exp->add_option("--out", exp_args.out, "Results folder (default: results/<profile>)");
+  exp->add_option("--threads", exp_args.options.threads, "Threads (default: every core)")->check(CLI::NonNegativeNumber);
+  exp->add_flag("--quiet", exp_args.quiet, "No progress lines");
+
+  EvalArgs eval_args;
+  auto* eval = app.add_subcommand("eval", "Evaluate one trained model (probe, k-NN, reconstruction, MMD) per prefix");
+  eval->add_option("--run", eval_args.run, "Run folder")->required();
+  eval->add_option("--dims", eval_args.dims, "Prefix sizes (default: the nesting list)")->delimiter(',');
+  eval->add_option("--threads", eval_args.threads, "Threads (default: every core)")->check(CLI::NonNegativeNumber);
+
+  EncodeArgs enc_args;
+  auto* enc = app.add_subcommand("encode", "Write the prefix codes mu(x)[:, :m] of a split as .npy (plus labels)");
+  enc->add_option("--run", enc_args.run, "Run folder")->required();
+  enc->add_option("--data", enc_args.data, "IDX data folder")->required();
+  enc->add_option("--dim", enc_args.dim, "Prefix size m")->required()->check(CLI::PositiveNumber);
+  enc->add_option("--out", enc_args.out, "Output .npy file (labels go to <name>.labels.npy)")->required();
+  enc->add_option("--split", enc_args.split, "train | test")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -194,6 +281,9 @@ int main(int argc, char** argv) {
     if (fetch->parsed()) return run_data_fetch(fetch_args);
     if (info->parsed()) return run_data_info(info_args);
     if (train->parsed()) return run_train(train_args);
+    if (exp->parsed()) return run_experiment(exp_args);
+    if (eval->parsed()) return run_eval(eval_args);
+    if (enc->parsed()) return run_encode(enc_args);
     std::cerr << "matvae: no command given (see --help)\n";
     return 2;
   } catch (const matvae::UsageError& e) {

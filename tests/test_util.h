@@ -1,6 +1,7 @@
 // Shared test helpers: a self-removing temporary folder (and fixture), byte-file writing, gzip for
 // test data, a seeded fixture, tensor closeness checks, a tiny synthetic IDX data folder, and a
-// runner for the matvae binary. Header-only; everything is inline in namespace matvae_test.
+// runner for the matvae binary (waiting, or spawned in the background). Header-only; everything is
+// inline in namespace matvae_test.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -211,6 +212,25 @@ inline matvae::ProcessResult run_matvae(const std::vector<std::string>& args, co
   std::vector<std::string> argv = {MATVAE_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   return matvae::run_process(argv, cwd);
+}
+
+/// Starts the built matvae binary with `args` without waiting; its stdout + stderr go to `output_file`.
+/// Returns the pid (for kill and matvae::wait_process), or -1.
+inline pid_t spawn_matvae(const std::vector<std::string>& args, const fs::path& output_file, const fs::path& cwd = {}) {
+  std::vector<std::string> argv = {MATVAE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return matvae::spawn_process(argv, output_file, cwd);
+}
+
+/// A python3 that can import NumPy: the one on PATH, else the system one (a pyenv or venv python
+/// on PATH may lack the Debian python3-numpy). Empty if there is none.
+inline const std::string& numpy_python() {
+  static const std::string python = [] {
+    for (const std::string py : {"python3", "/usr/bin/python3"})
+      if (matvae::run_process({py, "-c", "import numpy"}).exit_code == 0) return py;
+    return std::string();
+  }();
+  return python;
 }
 
 }  // namespace matvae_test

@@ -1,4 +1,6 @@
 // TrainConfig: validation, TOML in and out, hashing.
+// Free of LibTorch (the model, loss and kernel names are checked here as plain strings, with the
+// messages of their parse_* functions), so that the libFuzzer target in fuzz/ can build it with clang.
 #include "matvae/train/config.h"
 
 #include <toml++/toml.h>
@@ -6,18 +8,22 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <sstream>
 
-#include "matvae/losses/mmd.h"
-#include "matvae/losses/recon.h"
-#include "matvae/models/vae.h"
 #include "matvae/util/error.h"
 #include "matvae/util/file_io.h"
 #include "matvae/util/sha256.h"
 
 namespace matvae {
 namespace {
+
+// A bound far above any MLP on images that fits in memory; larger widths would only fail later
+// in the allocator with a message that names no setting.
+constexpr int64_t kMaxHidden = 65536;
 
 template <typename T>
 void check(bool ok, const std::string& key, const T& value, const std::string& expected) {
@@ -123,6 +129,144 @@ const std::vector<std::pair<std::string, Field>>& fields() {
   return kFields;
 }
 
+// The same checks and messages as check_nesting, parse_decoder_form, parse_likelihood and
+// parse_mmd_kernel (models/, losses/), which need LibTorch; tests/test_reliability.cpp holds them equal.
+void check_nesting_list(const std::vector<int64_t>& nesting, int64_t latent) {
+  if (nesting.empty()) throw UsageError("nesting list is empty");
+  for (size_t i = 0; i < nesting.size(); ++i) {
+    if (nesting[i] <= 0) throw UsageError("nesting size " + std::to_string(nesting[i]) + " is not positive");
+    if (i > 0 && nesting[i] <= nesting[i - 1])
+      throw UsageError("nesting list must strictly increase, got " + std::to_string(nesting[i - 1]) + " then " +
+                       std::to_string(nesting[i]));
+  }
+  if (nesting.back() != latent)
+    throw UsageError("the last nesting size " + std::to_string(nesting.back()) + " must equal the latent size " +
+                     std::to_string(latent));
+}
+
+void check_names(const TrainConfig& c) {
+  if (c.decoder != "tied" && c.decoder != "separate")
+    throw UsageError("unknown decoder '" + c.decoder + "' (expected tied or separate)");
+  if (c.likelihood != "bernoulli" && c.likelihood != "gaussian")
+    throw UsageError("unknown likelihood '" + c.likelihood + "': expected 'bernoulli' or 'gaussian'");
+  if (c.kernel != "gaussian" && c.kernel != "imq")
+    throw UsageError("unknown MMD kernel '" + c.kernel + "': expected 'gaussian' or 'imq'");
+}
+
+/// toml++ 3.3 (Debian 12's) reaches __builtin_unreachable, i.e. undefined behaviour, on some
+/// non-ASCII characters wherever it tests for whitespace: between and after tokens, inside keys and
+/// bare values, after a line-ending backslash (upstream issues marzer/tomlplusplus#190 and #295;
+/// found by fuzz/fuzz_config). TOML allows non-ASCII text only in strings and comments anyway, so
+/// text with one anywhere else (or in a quoted key) is refused before it reaches the parser; string
+/// values, such as a data path with an accent, and comments keep them.
+void check_non_ascii(const std::string& text, const std::string& name) {
+  enum class Mode { kKey, kValueStart, kBare, kAfterValue };
+  Mode mode = Mode::kKey;
+  std::vector<char> levels;  // open '[' arrays and '{' inline tables of the current value
+  size_t line = 1, line_start = 0;
+  const size_t n = text.size();
+  const auto ascii = [&](size_t i) { return static_cast<unsigned char>(text[i]) < 0x80; };
+  const auto space = [&](size_t i) { return text[i] == ' ' || text[i] == '\t' || text[i] == '\r'; };
+  const auto newline = [&](size_t i) {
+    ++line;
+    line_start = i + 1;
+  };
+  const auto refuse = [&](size_t i) {
+    throw UsageError(fmt::format("{}:{}:{}: non-ASCII character outside a string value or comment", name, line,
+                                 i - line_start + 1));
+  };
+  // The string opening at i: returns the index of its last character (or of the one before the
+  // line break that ends an unterminated one-line string).
+  const auto skip_string = [&](size_t i, bool value) {
+    const char q = text[i];
+    const bool multi = value && text.compare(i, 3, std::string(3, q)) == 0;  // keys are one-line
+    for (i += multi ? 3 : 1; i < n; ++i) {
+      if (!ascii(i) && !value) refuse(i);
+      if (text[i] == '\n') {
+        if (!multi) return i - 1;
+        newline(i);
+      } else if (q == '"' && text[i] == '\\' && i + 1 < n) {
+        ++i;
+        if (!ascii(i)) refuse(i);
+        if (multi && (space(i) || text[i] == '\n')) {
+          // A line-ending backslash: the parser skips whitespace up to the next character.
+          if (text[i] == '\n') newline(i);
+          for (; i + 1 < n && (space(i + 1) || text[i + 1] == '\n'); ++i)
+            if (text[i + 1] == '\n') newline(i + 1);
+          if (i + 1 < n && !ascii(i + 1)) refuse(i + 1);
+        } else if (text[i] == '\n') {
+          return i - 1;
+        }
+      } else if (text[i] == q && (!multi || text.compare(i, 3, std::string(3, q)) == 0)) {
+        size_t run = 1;  // a multi-line string ends with the last three of up to five quotes
+        while (multi && run < 5 && i + run < n && text[i + run] == q) ++run;
+        return i + run - 1;
+      }
+    }
+    return n - 1;
+  };
+  const size_t bom = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;  // the parser skips a UTF-8 BOM
+  for (size_t i = bom; i < n; ++i) {
+    const char c = text[i];
+    if (c == '#' && mode != Mode::kBare) {  // a comment, to the end of the line
+      while (i + 1 < n && text[i + 1] != '\n') ++i;
+      continue;
+    }
+    if (!ascii(i)) refuse(i);
+    if (c == '\n') newline(i);
+    const char top = levels.empty() ? 0 : levels.back();
+    if (mode == Mode::kBare) {  // a number, boolean or date runs to the next terminator
+      if (!(space(i) || c == '\n' || c == ',' || c == ']' || c == '}' || c == '#')) continue;
+      mode = Mode::kAfterValue;
+      if (c == '#') {
+        while (i + 1 < n && text[i + 1] != '\n') ++i;
+        continue;
+      }
+    }
+    switch (mode) {
+      case Mode::kKey:
+        if (c == '"' || c == '\'') {
+          i = skip_string(i, false);
+        } else if (c == '=') {
+          mode = Mode::kValueStart;
+        } else if (c == '}' && top == '{') {
+          levels.pop_back();
+          mode = Mode::kAfterValue;
+        }
+        break;
+      case Mode::kValueStart:
+        if (c == '\n' && top == 0) {
+          mode = Mode::kKey;
+        } else if (c == '"' || c == '\'') {
+          i = skip_string(i, true);
+          mode = Mode::kAfterValue;
+        } else if (c == '[') {
+          levels.push_back('[');
+        } else if (c == '{') {
+          levels.push_back('{');
+          mode = Mode::kKey;
+        } else if ((c == ']' && top == '[') || (c == '}' && top == '{')) {
+          levels.pop_back();
+          mode = Mode::kAfterValue;
+        } else if (!space(i) && c != '\n' && c != ',') {
+          mode = Mode::kBare;
+        }
+        break;
+      case Mode::kAfterValue:
+      case Mode::kBare:
+        if (c == '\n' && top != '[') {
+          mode = Mode::kKey;
+          levels.clear();
+        } else if (c == ',') {
+          mode = top == '[' ? Mode::kValueStart : Mode::kKey;
+        } else if ((c == ']' || c == '}') && top != 0) {
+          levels.pop_back();
+        }
+        break;
+    }
+  }
+}
+
 }  // namespace
 
 void resolve(TrainConfig& c) {
@@ -138,12 +282,10 @@ void resolve(TrainConfig& c) {
   if (!c.is_mrl() && !(c.nesting.size() == 1 && c.nesting[0] == c.latent))
     throw UsageError(fmt::format("nesting = [{}]: model {} trains the full code only; use mrl-mmd or mrl-vae",
                                  fmt::join(c.nesting, ","), c.model));
-  check_nesting(c.nesting, c.latent);
+  check_nesting_list(c.nesting, c.latent);
   check(!c.hidden.empty(), "hidden", "[]", "at least one layer width");
-  for (int64_t h : c.hidden) check(h > 0, "hidden", h, "positive widths");
-  parse_decoder_form(c.decoder);
-  parse_likelihood(c.likelihood);
-  parse_mmd_kernel(c.kernel);
+  for (int64_t h : c.hidden) check(h > 0 && h <= kMaxHidden, "hidden", h, fmt::format("widths in 1..{}", kMaxHidden));
+  check_names(c);
   check(c.estimator == "biased" || c.estimator == "unbiased", "estimator", c.estimator, "biased or unbiased");
   check(std::isfinite(c.bandwidth) && c.bandwidth >= 0, "bandwidth", c.bandwidth, "a number >= 0 (0 = m^2)");
   check(std::isfinite(c.lambda) && c.lambda >= 0, "lambda", c.lambda, "a number >= 0");
@@ -156,7 +298,10 @@ void resolve(TrainConfig& c) {
   check(std::isfinite(c.lr) && c.lr > 0, "lr", c.lr, "a number > 0");
   check(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "weight_decay", c.weight_decay, "a number >= 0");
   check(c.batch_size >= 2, "batch_size", c.batch_size, "an integer >= 2");
-  check(c.epochs >= 1, "epochs", c.epochs, "an integer >= 1");
+  check(c.epochs >= 1 && c.epochs <= 1000000, "epochs", c.epochs, "an integer in 1..1000000");
+  // TOML integers are signed 64-bit: a larger seed could not be written to config.toml and read back.
+  check(c.seed <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), "seed", c.seed,
+        "an integer in 0..9223372036854775807");
   check(c.threads >= 0 && c.threads <= 1024, "threads", c.threads, "an integer in 0..1024 (0 = every core)");
   check(c.limit >= 0, "limit", c.limit, "an integer >= 0 (0 = all)");
   check(c.checkpoint_every >= 0, "checkpoint_every", c.checkpoint_every, "an integer >= 0");
@@ -165,6 +310,7 @@ void resolve(TrainConfig& c) {
 }
 
 void apply_toml_text(TrainConfig& config, const std::string& text, const std::string& name) {
+  check_non_ascii(text, name);
   toml::table table;
   try {
     table = toml::parse(text, name);

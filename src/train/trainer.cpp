@@ -5,6 +5,7 @@
 #include "matvae/train/trainer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <chrono>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include "matvae/util/error.h"
 #include "matvae/util/file_io.h"
 #include "matvae/util/machine.h"
+#include "matvae/util/sha256.h"
 
 namespace matvae {
 namespace fs = std::filesystem;
@@ -37,7 +39,16 @@ struct Progress {
   int64_t global_step = 0;
   double train_seconds = 0;
   std::vector<double> sums;   // epoch accumulators: [loss, recon_1..K, div_1..K, images]
+  std::string metrics_sha256; // of the metrics.jsonl lines this state covers; empty in old states
 };
+
+/// The checksum state.pt keeps of the metrics.jsonl lines written so far: metrics.jsonl is read
+/// back on resume, so damage to it must be found, not carried into the finished run.
+std::string metrics_digest(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  return sha256_hex(text.data(), text.size());
+}
 
 Vae build_model(const TrainConfig& c, int64_t pixels) {
   VaeOptions o(pixels, c.latent);
@@ -50,7 +61,7 @@ torch::optim::Adam build_optimizer(Vae& model, const TrainConfig& c) {
 }
 
 void save_state(const fs::path& path, Vae& model, torch::optim::Adam& optimizer, at::Generator& gen,
-                const Progress& p, const TrainConfig& config) {
+                const Progress& p, const TrainConfig& config, const std::vector<std::string>& metric_lines) {
   torch::serialize::OutputArchive archive, model_archive, optim_archive;
   model->save(model_archive);
   optimizer.save(optim_archive);
@@ -61,6 +72,7 @@ void save_state(const fs::path& path, Vae& model, torch::optim::Adam& optimizer,
   archive.write("train_seconds", torch::tensor({p.train_seconds}, torch::kFloat64));
   archive.write("sums", torch::tensor(p.sums, torch::kFloat64));
   archive.write("config_hash", c10::IValue(config_hash(config)));
+  archive.write("metrics_sha256", c10::IValue(metrics_digest(metric_lines)));
   save_archive(archive, path);
 }
 
@@ -76,10 +88,24 @@ void check_config_hash(torch::serialize::InputArchive& archive, const TrainConfi
 void load_model_weights(torch::serialize::InputArchive& archive, Vae& model, const fs::path& path) {
   torch::serialize::InputArchive model_archive;
   if (!archive.try_read("model", model_archive)) throw Error(path.string() + ": checkpoint holds no model");
+  // InputArchive replaces a tensor whatever the shape of the stored one, so a checkpoint of another
+  // architecture would load without complaint and fail later in a matrix product: compare shapes.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  for (const auto& t : model->named_parameters()) shapes.emplace_back(t.key(), t.value().sizes().vec());
+  for (const auto& t : model->named_buffers()) shapes.emplace_back(t.key(), t.value().sizes().vec());
   try {
     model->load(model_archive);
   } catch (const c10::Error& e) {
     throw Error(path.string() + ": checkpoint does not fit this model: " + first_line(e.what_without_backtrace()));
+  }
+  auto loaded = model->named_parameters();
+  for (const auto& t : model->named_buffers()) loaded.insert(t.key(), t.value());
+  for (const auto& [name, shape] : shapes) {
+    const auto* t = loaded.find(name);
+    if (t && t->sizes().vec() == shape) continue;
+    throw Error(fmt::format("{}: checkpoint does not fit this model: {} is {} in the file, [{}] in the model",
+                            path.string(), name, t ? fmt::format("[{}]", fmt::join(t->sizes().vec(), ", ")) : "missing",
+                            fmt::join(shape, ", ")));
   }
 }
 
@@ -105,6 +131,8 @@ Progress load_state(const fs::path& path, Vae& model, torch::optim::Adam& optimi
     p.global_step = progress[2].item<int64_t>();
     p.train_seconds = seconds.item<double>();
     p.sums.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
+    c10::IValue digest;
+    if (archive.try_read("metrics_sha256", digest) && digest.isString()) p.metrics_sha256 = digest.toStringRef();
   } catch (const c10::Error& e) {
     throw Error(path.string() + ": damaged resume state: " + first_line(e.what_without_backtrace()));
   }
@@ -175,6 +203,18 @@ void write_grids(Vae& model, const TrainConfig& config, const Dataset& test, con
   write_png_grid(dir / "samples.png", samples.reshape({K * kCols, -1}), K, kCols, test.height, test.width);
 }
 
+/// Removes the temporaries of write_file_atomic ("state.pt.tmp123456") that a killed process left.
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    for (const char* file : {kStateFile, kCheckpointFile, kConfigFile, kMetricsFile, "recon.png", "samples.png"}) {
+      std::error_code ec2;
+      if (name.rfind(std::string(file) + ".tmp", 0) == 0 && it->is_regular_file(ec2)) fs::remove(it->path(), ec2);
+    }
+  }
+}
+
 /// The data a run uses; throws UsageError if the batch is larger than the training set.
 TrainTest load_run_data(const TrainConfig& config) {
   TrainTest data = load_dataset(config.data, config.classes);
@@ -182,6 +222,15 @@ TrainTest load_run_data(const TrainConfig& config) {
   if (data.train.size() < config.batch_size)
     throw UsageError(fmt::format("batch_size = {}: larger than the {} training images", config.batch_size,
                                  data.train.size()));
+  // An MMD needs two codes: evaluate() has nothing to average over a test set of one image, and the
+  // unbiased estimator fails on a last training batch of one.
+  if (data.test.size() < 2)
+    throw Error(fmt::format("{}: holds {} test image(s); evaluation needs at least 2",
+                            idx_path(config.data, Split::kTest, false).string(), data.test.size()));
+  if (config.estimator == "unbiased" && data.train.size() % config.batch_size == 1)
+    throw UsageError(fmt::format("batch_size = {}: leaves a last batch of one of the {} training images, which the "
+                                 "unbiased estimator cannot use; choose another batch size or limit",
+                                 config.batch_size, data.train.size()));
   return data;
 }
 
@@ -206,6 +255,10 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
   }
   if (p.sums.size() != 2 + 2 * K) p.sums.assign(2 + 2 * K, 0.0);
   std::vector<std::string> metric_lines = read_metric_lines(dir / kMetricsFile, p.epoch);
+  if (resuming && !p.metrics_sha256.empty() && metrics_digest(metric_lines) != p.metrics_sha256)
+    throw Error(fmt::format("{}: damaged or missing lines: the lines of its first {} epoch(s) differ from what {} "
+                            "recorded (checksum mismatch)",
+                            (dir / kMetricsFile).string(), p.epoch, kStateFile));
 
   TrainResult result;
   const int64_t steps_per_epoch = (train_data.size() + config.batch_size - 1) / config.batch_size;
@@ -262,7 +315,7 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
       const bool stop = hooks.stop && hooks.stop->load();
       if ((config.checkpoint_every > 0 && p.global_step % config.checkpoint_every == 0) || stop) {
         p.train_seconds = seconds_before + elapsed;
-        save_state(dir / kStateFile, model, optimizer, gen, p, config);
+        save_state(dir / kStateFile, model, optimizer, gen, p, config, metric_lines);
       }
       if (stop) {
         result.interrupted = true;
@@ -302,7 +355,7 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
     p.train_seconds = seconds_before + std::chrono::duration<double>(Clock::now() - session_start).count();
     Progress next = p;
     next.epoch = p.epoch + 1;
-    save_state(dir / kStateFile, model, optimizer, gen, next, config);
+    save_state(dir / kStateFile, model, optimizer, gen, next, config, metric_lines);
   }
 
   // Final weights and pictures.
@@ -347,6 +400,8 @@ EvalStats evaluate(Vae& model, const Objective& objective, const Dataset& data, 
     images += b;
   }
   model->train();
+  if (sums.empty())
+    throw Error(fmt::format("{}: evaluation needs at least 2 images, the set has {}", data.source, N));
   const size_t K = (sums.size() - 1) / 2;
   s.loss = sums[0] / images;
   for (size_t k = 0; k < K; ++k) {
@@ -359,7 +414,8 @@ EvalStats evaluate(Vae& model, const Objective& objective, const Dataset& data, 
 TrainConfig read_run_config(const fs::path& run_dir) {
   const fs::path path = run_dir / kConfigFile;
   std::error_code ec;
-  if (!fs::is_directory(run_dir, ec)) throw Error(run_dir.string() + ": run folder does not exist");
+  if (!fs::exists(run_dir, ec)) throw Error(run_dir.string() + ": run folder does not exist");
+  if (!fs::is_directory(run_dir, ec)) throw Error(run_dir.string() + ": is a file, expected a run folder");
   if (!fs::exists(path, ec)) throw Error(path.string() + ": no such file (is " + run_dir.string() + " a run folder?)");
   TrainConfig c;
   try {
@@ -388,12 +444,25 @@ TrainResult train(TrainConfig config, const fs::path& run_dir, const TrainHooks&
 
 TrainResult resume(const fs::path& run_dir, const TrainHooks& hooks, std::optional<int64_t> threads) {
   TrainConfig config = read_run_config(run_dir);
+  const fs::path state = run_dir / kStateFile;
   std::error_code ec;
-  if (!fs::exists(run_dir / kStateFile, ec))
-    throw Error((run_dir / kStateFile).string() + ": no resume state yet (the run stopped before its first checkpoint); "
-                "start it again");
+  const bool has_state = fs::exists(state, ec);
+  if (has_state) {
+    // Check the state and that it belongs to config.toml before the data load, so that a damaged
+    // run folder is reported as such (and quickly), not as some later failure.
+    torch::serialize::InputArchive archive;
+    load_archive(archive, state);
+    check_config_hash(archive, config, state);
+  } else if (fs::exists(run_dir / kCheckpointFile, ec)) {
+    throw Error(state.string() + ": missing, but the run has a " + kCheckpointFile + "; the run folder is damaged");
+  } else if (hooks.on_log) {
+    // Stopped before its first checkpoint: nothing was trained yet, so start from the beginning.
+    hooks.on_log(state.string() + ": no checkpoint yet; starting the run from the beginning");
+  }
   if (threads) config.threads = *threads;
-  return run(config, load_run_data(config), run_dir, hooks, /*resuming=*/true);
+  const TrainTest data = load_run_data(config);
+  remove_stale_temporaries(run_dir);
+  return run(config, data, run_dir, hooks, /*resuming=*/has_state);
 }
 
 LoadedRun load_run(const fs::path& run_dir) {

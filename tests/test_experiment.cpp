@@ -1,0 +1,207 @@
+// End to end: a tiny experiment (a subset, 1 epoch, two values of m, both data sets) writes a
+// results.json with every row and metric and a REPORT.md whose numbers are those of results.json;
+// a rerun reuses every cached model; `matvae eval` and `matvae encode` work on its runs.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "matvae/experiment/experiment.h"
+#include "matvae/report/report.h"
+#include "matvae/util/error.h"
+#include "test_util.h"
+
+namespace {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using matvae_test::contains;
+
+std::string read_text(const fs::path& p) {
+  const auto b = matvae_test::read_bytes(p);
+  return std::string(b.begin(), b.end());
+}
+
+class ExperimentTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const fs::path data = fs::path(MATVAE_SOURCE_DIR) / "data";
+    if (!fs::exists(data / "mnist") || !fs::exists(data / "fashion-mnist")) return;
+    out_ = std::make_unique<matvae_test::TempDir>();
+    matvae::ExperimentOptions o;
+    o.profile = "tiny";
+    o.dims = {2, 8};
+    o.data_root = data;
+    o.out = out_->path() / "results";
+    o.threads = 1;
+    const auto t0 = std::chrono::steady_clock::now();
+    matvae::run_experiment(o);
+    first_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  static void TearDownTestSuite() { out_.reset(); }
+  void SetUp() override {
+    if (!out_) GTEST_SKIP() << "data/mnist or data/fashion-mnist missing: run `build/matvae data fetch`";
+  }
+  static fs::path results() { return out_->path() / "results"; }
+
+  static inline std::unique_ptr<matvae_test::TempDir> out_;
+  static inline double first_seconds_ = 0;
+};
+
+TEST_F(ExperimentTest, ResultsJsonHasEveryRowAndMetric) {
+  const json doc = json::parse(read_text(results() / "results.json"));
+  EXPECT_FALSE(doc["commit"].get<std::string>().empty());
+  EXPECT_TRUE(doc["machine"].contains("cores"));
+  for (const char* dataset : {"mnist", "fashion-mnist"}) {
+    for (const auto& row : matvae::experiment_rows()) {
+      for (const char* m : {"2", "8"}) {
+        SCOPED_TRACE(fmt::format("{} {} m={}", dataset, row, m));
+        ASSERT_TRUE(doc["results"][dataset][row].contains(m));
+        const json& v = doc["results"][dataset][row][m]["0"];
+        for (const char* metric : {"probe", "knn1", "knn5", "mse"}) {
+          ASSERT_TRUE(v.contains(metric)) << metric;
+          EXPECT_TRUE(v[metric].is_number()) << metric;
+        }
+        const double probe = v["probe"].get<double>();
+        EXPECT_GT(probe, 0.15);  // well above the 0.10 of chance, even this tiny
+        EXPECT_LE(probe, 1.0);
+        if (row != "pca" && row != "mmd-svd") {
+          EXPECT_TRUE(v.contains("recon"));
+          EXPECT_TRUE(v.contains("mmd"));
+        }
+        if (row == "vae-at-m" || row == "mrl-vae") EXPECT_TRUE(v.contains("neg_elbo"));
+      }
+    }
+    EXPECT_TRUE(doc["train_times"][dataset]["0"].contains("mrl_mmd_seconds"));
+    for (const char* f : {"probe_", "knn1_", "recon_", "scatter_m2_"})
+      EXPECT_TRUE(fs::exists(results() / (std::string(f) + dataset + ".svg"))) << f << dataset;
+    for (const char* f : {"recon_", "samples_"})
+      EXPECT_TRUE(fs::exists(results() / (std::string(f) + dataset + ".png"))) << f << dataset;
+  }
+}
+
+TEST_F(ExperimentTest, ReportNumbersAreThoseOfResultsJson) {
+  const json doc = json::parse(read_text(results() / "results.json"));
+  const std::string md = read_text(results() / "REPORT.md");
+  EXPECT_TRUE(contains(md, doc["commit"].get<std::string>()));
+  EXPECT_TRUE(contains(md, "not the official one"));  // the Fashion-MNIST split note
+  // Every probe-table line: "| m | v1 | v2 | ... |" must equal the JSON, formatted to 3 places.
+  for (const char* dataset : {"mnist", "fashion-mnist"}) {
+    const std::string heading = std::string("## ") + (std::string(dataset) == "mnist" ? "MNIST" : "Fashion-MNIST");
+    const size_t at = md.find(heading + "\n");
+    ASSERT_NE(at, std::string::npos) << heading;
+    const size_t table = md.find("### Linear-probe test accuracy", at);
+    ASSERT_NE(table, std::string::npos);
+    std::istringstream lines(md.substr(table));
+    std::string line, header;
+    std::getline(lines, line);  // title
+    std::getline(lines, line);  // blank
+    std::getline(lines, header);
+    std::vector<std::string> cols;
+    std::regex cell_re(R"(\|\s*([^|]+?)\s*(?=\|))");
+    for (auto it = std::sregex_iterator(header.begin(), header.end(), cell_re); it != std::sregex_iterator(); ++it)
+      cols.push_back((*it)[1]);
+    ASSERT_EQ(cols.size(), 1 + matvae::experiment_rows().size());
+    std::getline(lines, line);  // | --- |
+    int checked = 0;
+    for (int r = 0; r < 2; ++r) {
+      std::getline(lines, line);
+      std::vector<std::string> cells;
+      for (auto it = std::sregex_iterator(line.begin(), line.end(), cell_re); it != std::sregex_iterator(); ++it)
+        cells.push_back((*it)[1]);
+      ASSERT_EQ(cells.size(), cols.size()) << line;
+      for (size_t c = 1; c < cols.size(); ++c) {
+        const double v = doc["results"][dataset][cols[c]][cells[0]]["0"]["probe"].get<double>();
+        EXPECT_EQ(cells[c], fmt::format("{:.3f}", v)) << dataset << " " << cols[c] << " m=" << cells[0];
+        ++checked;
+      }
+    }
+    EXPECT_EQ(checked, 2 * 7);
+  }
+  EXPECT_TRUE(contains(md, "**Verdict (MNIST).**"));
+}
+
+TEST_F(ExperimentTest, RerunReusesCachedModelsAndGivesTheSameResults) {
+  const json before = json::parse(read_text(results() / "results.json"));
+  matvae::ExperimentOptions o;
+  o.profile = "tiny";
+  o.dims = {2, 8};
+  o.data_root = fs::path(MATVAE_SOURCE_DIR) / "data";
+  o.out = results();
+  o.threads = 1;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& s) { lines.push_back(s); };
+  matvae::run_experiment(o);
+  for (const auto& l : lines) EXPECT_EQ(l.find("training"), std::string::npos) << l;
+  const json after = json::parse(read_text(results() / "results.json"));
+  EXPECT_EQ(before["results"], after["results"]);
+}
+
+TEST_F(ExperimentTest, DamagedCachedResultIsReportedNotUsed) {
+  // Copy the results folder, damage one cached evaluation, rerun: a clear error naming it.
+  const fs::path copy = out_->path() / "copy";
+  fs::copy(results(), copy, fs::copy_options::recursive);
+  fs::path victim;
+  for (const auto& e : fs::recursive_directory_iterator(copy / "runs"))
+    if (e.path().filename().string().rfind("eval-mrl-mmd", 0) == 0) victim = e.path();
+  ASSERT_FALSE(victim.empty());
+  std::string text = read_text(victim);
+  // Change one digit of the first probe accuracy: still valid JSON, so only the checksum can tell.
+  const size_t p = text.find('.', text.find("\"probe\":"));
+  ASSERT_NE(p, std::string::npos);
+  text[p + 1] = text[p + 1] == '1' ? '2' : '1';
+  matvae_test::write_bytes(victim, text);
+  matvae::ExperimentOptions o;
+  o.profile = "tiny";
+  o.dims = {2, 8};
+  o.datasets = {"mnist", "fashion-mnist"};
+  o.data_root = fs::path(MATVAE_SOURCE_DIR) / "data";
+  o.out = copy;
+  o.threads = 1;
+  const auto msg = matvae_test::error_message<matvae::Error>([&] { matvae::run_experiment(o); });
+  EXPECT_TRUE(contains(msg, victim.filename().string()));
+  EXPECT_TRUE(contains(msg, "checksum"));
+}
+
+TEST_F(ExperimentTest, EncodeWritesNpyThatNumpyLoads) {
+  fs::path run;
+  for (const auto& e : fs::directory_iterator(results() / "runs" / "mnist"))
+    if (e.path().filename().string().rfind("mrl-mmd-", 0) == 0) run = e.path();
+  ASSERT_FALSE(run.empty());
+  const fs::path npy = out_->path() / "codes.npy";
+  const auto r = matvae_test::run_matvae({"encode", "--run", run.string(), "--data",
+                                          (fs::path(MATVAE_SOURCE_DIR) / "data" / "mnist").string(), "--dim", "4",
+                                          "--out", npy.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  if (matvae_test::numpy_python().empty()) GTEST_SKIP() << "no python3 with NumPy (apt-get install python3-numpy)";
+  const auto py = matvae::run_process(
+      {matvae_test::numpy_python(), "-c",
+       "import numpy as np,sys; a=np.load(sys.argv[1]); l=np.load(sys.argv[2]); "
+       "print(a.dtype, a.shape, l.dtype, l.shape, int(l[:10].sum()), bool(np.isfinite(a).all()))",
+       npy.string(), (out_->path() / "codes.labels.npy").string()});
+  ASSERT_EQ(py.exit_code, 0) << py.output;
+  EXPECT_TRUE(contains(py.output, "float32 (10000, 4) int64 (10000,)"));
+  // MNIST's first ten test labels are 7 2 1 0 4 1 4 9 5 9.
+  EXPECT_TRUE(contains(py.output, std::to_string(7 + 2 + 1 + 0 + 4 + 1 + 4 + 9 + 5 + 9) + " True"));
+  const auto bad = matvae_test::run_matvae({"encode", "--run", run.string(), "--data",
+                                            (fs::path(MATVAE_SOURCE_DIR) / "data" / "mnist").string(), "--dim", "99",
+                                            "--out", npy.string()});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "--dim"));
+
+  const auto ev = matvae_test::run_matvae({"eval", "--run", run.string(), "--threads", "1"});
+  ASSERT_EQ(ev.exit_code, 0) << ev.output;
+  EXPECT_TRUE(fs::exists(run / "eval.json"));
+}
+
+TEST(ReportTest, VerdictUsesOneStandardDeviation) {
+  EXPECT_EQ(matvae::compare_verdict(0.90, 0.01, 0.895, 0.002), "ties");
+  EXPECT_EQ(matvae::compare_verdict(0.90, 0.001, 0.85, 0.002), "wins");
+  EXPECT_EQ(matvae::compare_verdict(0.80, 0.001, 0.85, 0.002), "loses");
+  EXPECT_EQ(matvae::compare_verdict(0.80, 0.0, 0.80, 0.0), "ties");
+  EXPECT_EQ(matvae::compare_verdict(0.801, 0.0, 0.80, 0.0), "wins");  // one seed: no std, any gap counts
+}
+
+}  // namespace
