@@ -177,6 +177,28 @@ TEST_F(LinearProbe, ValidationSplitIsSeededAndHeldOut) {
   EXPECT_NE(reseeded.validation_accuracy, first.validation_accuracy);
 }
 
+TEST_F(LinearProbe, ValidationAccuracyIsOnHeldOutRows) {
+  // The weakest penalty overfits the noisy problem: its accuracy on the rows it was fitted to is well
+  // above that on the held-out rows, and the latter is what choose_l2 reports.
+  const auto p = make_noisy_problem();
+  const auto choice = matvae::choose_l2(p.train.x, p.train.y, 2, p.options);
+  const auto split = matvae::probe_split(p.train.x.size(0), p.options.validation_fraction, p.options.seed);
+  const auto acc = [&](const matvae::ProbeModel& model, const torch::Tensor& rows) {
+    return matvae::probe_predict(model, p.train.x.index_select(0, rows))
+        .eq(p.train.y.index_select(0, rows))
+        .to(torch::kFloat64)
+        .mean()
+        .item<double>();
+  };
+  ASSERT_EQ(p.options.grid[0], 1e-4);
+  const auto model = matvae::fit_probe(p.train.x.index_select(0, split.fit), p.train.y.index_select(0, split.fit), 2,
+                                       p.options.grid[0]);
+  const double seen = acc(model, split.fit), held_out = acc(model, split.validation);
+  ASSERT_GT(seen - held_out, 0.1);
+  // choose_l2 reached this fit by warm starts from larger lambdas: the same optimum, up to a row or two.
+  EXPECT_NEAR(choice.validation_accuracy[0], held_out, 0.025);
+}
+
 TEST_F(LinearProbe, StandardisesWithTrainStatisticsOnly) {
   // Classes at -2 and +2 along feature 0. Shifting every test point by +4 along it moves class 0 onto
   // class 1: with train statistics half the test set is now wrong; had the test set been standardised
@@ -298,9 +320,9 @@ TEST_F(Knn, MatchesDoubleLoopOnIntegerGridWithTies) {
   for (const int64_t block : {1024, 7, 1}) {
     SCOPED_TRACE("block_rows " + std::to_string(block));
     EXPECT_TRUE(torch::equal(matvae::knn_predict(train_x, train_y, test_x, ks, KnnOptions{block}), want));
-    EXPECT_TRUE(torch::equal(matvae::knn_predict(train_x.to(torch::kFloat64), train_y, test_x.to(torch::kFloat64), ks,
-                                                 KnnOptions{block}),
-                             want));
+    EXPECT_TRUE(torch::equal(
+        matvae::knn_predict(train_x.to(torch::kFloat64), train_y, test_x.to(torch::kFloat64), ks, KnnOptions{block}),
+        want));
   }
 }
 

@@ -22,14 +22,12 @@ void check_inputs(const torch::Tensor& train_x, const torch::Tensor& train_y, co
               ": the codes hold a NaN or infinity");
   TORCH_CHECK(train_y.dim() == 1 && train_y.size(0) == train_x.size(0), fn, ": expected train labels of shape [",
               train_x.size(0), "], got ", train_y.sizes());
-  TORCH_CHECK(train_y.scalar_type() == torch::kInt64, fn, ": expected int64 train labels, got ",
-              train_y.scalar_type());
+  TORCH_CHECK(train_y.scalar_type() == torch::kInt64, fn, ": expected int64 train labels, got ", train_y.scalar_type());
   TORCH_CHECK(train_y.min().item<int64_t>() >= 0, fn, ": expected train labels >= 0, got ",
               train_y.min().item<int64_t>());
   TORCH_CHECK(!ks.empty(), fn, ": expected at least one k");
   for (const int64_t k : ks) {
-    TORCH_CHECK(k >= 1 && k <= train_x.size(0), fn, ": expected every k in [1, N = ", train_x.size(0), "], got ",
-                k);
+    TORCH_CHECK(k >= 1 && k <= train_x.size(0), fn, ": expected every k in [1, N = ", train_x.size(0), "], got ", k);
   }
 }
 
@@ -52,13 +50,13 @@ torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& tra
 
   // float64 if either side is, else float32: twice the speed of float64 for float32 codes, whose
   // rounding (about 1e-7 of ||b||^2) only reorders near-ties; small integers stay exact in both.
-  const auto dtype =
-      train_x.scalar_type() == torch::kFloat64 || test_x.scalar_type() == torch::kFloat64 ? torch::kFloat64
-                                                                                          : torch::kFloat32;
+  const auto dtype = train_x.scalar_type() == torch::kFloat64 || test_x.scalar_type() == torch::kFloat64
+                         ? torch::kFloat64
+                         : torch::kFloat32;
   const auto b = train_x.detach().to(dtype).contiguous();  // [N, m]
-  const auto bt = b.t().contiguous();                       // [m, N]
-  const auto b_sq = b.square().sum(1).unsqueeze(0);         // [1, N]
-  const auto a_all = test_x.detach().to(dtype);             // [T, m]
+  const auto bt = b.t().contiguous();                      // [m, N]
+  const auto b_sq = b.square().sum(1).unsqueeze(0);        // [1, N]
+  const auto a_all = test_x.detach().to(dtype);            // [T, m]
   // One neighbour more than needed shows whether the k_max-th distance is tied with an unselected one.
   const int64_t k_fetch = std::min(k_max + 1, train_x.size(0));
 
@@ -77,8 +75,8 @@ torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& tra
     if (k_fetch > k_max) {
       const auto kth = values.select(1, k_max - 1);  // [rows]
       const auto crowded = values.select(1, k_max).eq(kth).nonzero().view(-1);
-      for (const int64_t r : std::vector<int64_t>(crowded.data_ptr<int64_t>(),
-                                                  crowded.data_ptr<int64_t>() + crowded.numel())) {
+      for (const int64_t r :
+           std::vector<int64_t>(crowded.data_ptr<int64_t>(), crowded.data_ptr<int64_t>() + crowded.numel())) {
         const auto dr = d[r];
         const auto candidates = (dr <= kth[r]).nonzero().view(-1);  // ascending indices
         const auto by_distance = stable_argsort(dr.index_select(0, candidates), 0);

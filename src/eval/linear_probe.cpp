@@ -14,15 +14,15 @@ namespace {
 // matrix products and softmax over all N rows, which dominate, run over twice as fast as in float64.
 constexpr auto kFitDtype = torch::kFloat32;
 
-// L-BFGS stops when the largest gradient entry of the mean loss is below kGradTol, or the loss or
-// step changes by less than kChangeTol; both are far below what moves a predicted class.
+// L-BFGS stops when no gradient entry of the mean loss exceeds kGradTol or the loss stops changing by
+// kChangeTol (in float32 usually the latter, with gradient entries near 1e-5): far below what moves
+// a predicted class.
 constexpr double kGradTol = 1e-5;
 constexpr double kChangeTol = 1e-9;
 constexpr int64_t kHistory = 20;
 
 /// x: [N, m] features, y: [N] labels; `what` names the pair in messages ("train", "test").
-void check_data(const torch::Tensor& x, const torch::Tensor& y, int64_t num_classes, const char* fn,
-                const char* what) {
+void check_data(const torch::Tensor& x, const torch::Tensor& y, int64_t num_classes, const char* fn, const char* what) {
   TORCH_CHECK(x.defined() && x.dim() == 2, fn, ": expected ", what, " features of shape [N, m], got ",
               x.defined() ? x.sizes() : c10::IntArrayRef{});
   TORCH_CHECK(x.size(0) >= 1 && x.size(1) >= 1, fn, ": expected at least one ", what, " row and column, got ",
@@ -62,8 +62,8 @@ double accuracy(const torch::Tensor& predicted, const torch::Tensor& y) {
 
 }  // namespace
 
-ProbeModel fit_probe(const torch::Tensor& x, const torch::Tensor& y, int64_t num_classes, double l2,
-                     int64_t max_iter, const ProbeModel* warm_start) {
+ProbeModel fit_probe(const torch::Tensor& x, const torch::Tensor& y, int64_t num_classes, double l2, int64_t max_iter,
+                     const ProbeModel* warm_start) {
   check_data(x, y, num_classes, "fit_probe", "train");
   check_l2(l2, "fit_probe");
   TORCH_CHECK(max_iter >= 1, "fit_probe: expected max_iter >= 1, got ", max_iter);
@@ -74,7 +74,8 @@ ProbeModel fit_probe(const torch::Tensor& x, const torch::Tensor& y, int64_t num
                 "fit_probe: expected a warm start with weight [", m, ", ", num_classes, "] and bias [", num_classes,
                 "], got ", warm_start->weight.sizes(), " and ", warm_start->bias.sizes());
   }
-  // Callers evaluate under NoGradGuard; the fit needs gradients whatever the caller's mode.
+  // Callers evaluate under NoGradGuard; the fit needs gradients whatever the caller's mode (LibTorch's
+  // L-BFGS turns them on for its closure too, but that is its detail, not a promise).
   torch::AutoGradMode enable_grad(true);
 
   ProbeModel model;
@@ -85,7 +86,7 @@ ProbeModel fit_probe(const torch::Tensor& x, const torch::Tensor& y, int64_t num
   model.scale = torch::where(sd > 1e-12 * (model.mean.abs() + 1.0), sd, torch::ones_like(sd));
   const auto xs = standardise(x64, model.mean, model.scale);
 
-  const auto zeros = [](c10::IntArrayRef shape) { return torch::zeros(shape, torch::TensorOptions().dtype(kFitDtype)); };
+  const auto zeros = [](c10::IntArrayRef shape) { return torch::zeros(shape, torch::dtype(kFitDtype)); };
   auto weight = warm_start ? warm_start->weight.detach().to(kFitDtype).clone() : zeros({m, num_classes});
   auto bias = warm_start ? warm_start->bias.detach().to(kFitDtype).clone() : zeros({num_classes});
   weight.requires_grad_(true);
@@ -108,8 +109,7 @@ ProbeModel fit_probe(const torch::Tensor& x, const torch::Tensor& y, int64_t num
 
   // LBFGS keeps its whole state under its first parameter.
   TORCH_INTERNAL_ASSERT(optimizer.state().size() == 1, "expected one L-BFGS state, got ", optimizer.state().size());
-  model.iterations =
-      static_cast<const torch::optim::LBFGSParamState&>(*optimizer.state().begin()->second).n_iter();
+  model.iterations = static_cast<const torch::optim::LBFGSParamState&>(*optimizer.state().begin()->second).n_iter();
   model.weight = weight.detach();
   model.bias = bias.detach();
   return model;
@@ -181,8 +181,7 @@ ProbeResult linear_probe(const torch::Tensor& train_x, const torch::Tensor& trai
   check_options(options, "linear_probe");
 
   const L2Choice choice = choose_l2(train_x, train_y, num_classes, options);
-  const ProbeModel model =
-      fit_probe(train_x, train_y, num_classes, choice.chosen_l2, options.max_iter, &choice.model);
+  const ProbeModel model = fit_probe(train_x, train_y, num_classes, choice.chosen_l2, options.max_iter, &choice.model);
 
   ProbeResult result;
   result.chosen_l2 = choice.chosen_l2;

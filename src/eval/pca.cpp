@@ -12,8 +12,8 @@ namespace {
 constexpr int64_t kBlockRows = 8192;
 
 void check_fitted(const Pca& pca, const char* fn) {
-  TORCH_CHECK(pca.mean.defined() && pca.components.defined() && pca.components.dim() == 2 &&
-                  pca.mean.dim() == 1 && pca.components.size(1) == pca.mean.size(0),
+  TORCH_CHECK(pca.mean.defined() && pca.components.defined() && pca.components.dim() == 2 && pca.mean.dim() == 1 &&
+                  pca.components.size(1) == pca.mean.size(0),
               fn, ": expected a fitted Pca (mean [P], components [k, P])");
 }
 
@@ -21,7 +21,8 @@ void check_fitted(const Pca& pca, const char* fn) {
 
 Pca fit_pca(const torch::Tensor& x, int64_t k) {
   TORCH_CHECK(x.defined() && x.dim() == 2 && x.size(0) >= 1 && x.size(1) >= 1,
-              "fit_pca: expected data of shape [N, P] with N, P >= 1, got ", x.defined() ? x.sizes() : c10::IntArrayRef{});
+              "fit_pca: expected data of shape [N, P] with N, P >= 1, got ",
+              x.defined() ? x.sizes() : c10::IntArrayRef{});
   TORCH_CHECK(at::isFloatingType(x.scalar_type()), "fit_pca: expected floating data, got ", x.scalar_type());
   TORCH_CHECK(k >= 1 && k <= x.size(1), "fit_pca: expected k in [1, P = ", x.size(1), "], got ", k);
   TORCH_CHECK(torch::isfinite(x).all().item<bool>(), "fit_pca: the data hold a NaN or infinity");

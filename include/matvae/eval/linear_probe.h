@@ -26,10 +26,10 @@ struct ProbeOptions {
 
 /// A fitted probe. Features are standardised with the statistics of its own training rows.
 struct ProbeModel {
-  torch::Tensor mean;    // [m] float64: training feature means
-  torch::Tensor scale;   // [m] float64: training feature standard deviations (1/N), 1 for constant features
-  torch::Tensor weight;  // [m, C] float32 (the fit's dtype)
-  torch::Tensor bias;    // [C] float32
+  torch::Tensor mean;      // [m] float64: training feature means
+  torch::Tensor scale;     // [m] float64: training feature standard deviations (1/N), 1 for constant features
+  torch::Tensor weight;    // [m, C] float32 (the fit's dtype)
+  torch::Tensor bias;      // [C] float32
   int64_t iterations = 0;  // L-BFGS iterations this fit took
 };
 
