@@ -13,19 +13,6 @@ DecoderForm parse_decoder_form(const std::string& name) {
 
 std::string to_string(DecoderForm form) { return form == DecoderForm::kTied ? "tied" : "separate"; }
 
-void check_nesting(const std::vector<int64_t>& nesting, int64_t latent) {
-  if (nesting.empty()) throw UsageError("nesting list is empty");
-  for (size_t i = 0; i < nesting.size(); ++i) {
-    if (nesting[i] <= 0) throw UsageError("nesting size " + std::to_string(nesting[i]) + " is not positive");
-    if (i > 0 && nesting[i] <= nesting[i - 1])
-      throw UsageError("nesting list must strictly increase, got " + std::to_string(nesting[i - 1]) + " then " +
-                       std::to_string(nesting[i]));
-  }
-  if (nesting.back() != latent)
-    throw UsageError("the last nesting size " + std::to_string(nesting.back()) + " must equal the latent size " +
-                     std::to_string(latent));
-}
-
 VaeImpl::VaeImpl(const VaeOptions& options) : options_(options) {
   check_nesting(options_.nesting(), options_.latent());
   TORCH_CHECK(options_.input() > 0, "input size must be positive, got ", options_.input());

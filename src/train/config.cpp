@@ -14,6 +14,7 @@
 #include <limits>
 #include <sstream>
 
+#include "matvae/models/nesting.h"
 #include "matvae/util/error.h"
 #include "matvae/util/file_io.h"
 #include "matvae/util/sha256.h"
@@ -33,8 +34,40 @@ void check(bool ok, const std::string& key, const T& value, const std::string& e
 /// One table of setters, so that TOML keys, their types and the struct stay in one place.
 struct Field {
   std::function<void(TrainConfig&, const toml::node&, const std::string&)> set;
-  std::function<void(const TrainConfig&, toml::table&)> get;
+  std::function<std::string(const TrainConfig&)> get;  // the value as TOML text
 };
+
+// TOML text of values. We format values ourselves rather than through toml++'s formatter: its
+// line-width estimate for arrays of floats below 1 converts a negative log10 to size_t (UB that
+// the config fuzzer found, toml++ 3.3.0).
+std::string toml_value(const std::string& s) {
+  std::string out = "\"";
+  for (const unsigned char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch < 0x20 || ch == 0x7f) {
+      out += fmt::format("\\u{:04X}", ch);
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "\"";
+}
+std::string toml_value(int64_t v) { return std::to_string(v); }
+std::string toml_value(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string t = fmt::format("{}", v);  // shortest text that reads back to the same double
+  if (t.find_first_of(".e") == std::string::npos) t += ".0";
+  return t;
+}
+template <typename T>
+std::string toml_value(const std::vector<T>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + toml_value(static_cast<std::conditional_t<std::is_integral_v<T>, int64_t, double>>(v[i]));
+  return out + "]";
+}
 
 [[noreturn]] void type_error(const std::string& name, const std::string& key, const char* want,
                              const toml::node& node) {
@@ -56,7 +89,7 @@ Field string_field(std::string TrainConfig::*member, const char* key) {
             if (!n.is_string()) type_error(name, key, "a string", n);
             c.*member = *n.value<std::string>();
           },
-          [member, key](const TrainConfig& c, toml::table& t) { t.insert(key, c.*member); }};
+          [member](const TrainConfig& c) { return toml_value(c.*member); }};
 }
 
 template <typename Int>
@@ -67,7 +100,7 @@ Field int_field(Int TrainConfig::*member, const char* key) {
             if (std::is_unsigned_v<Int> && v < 0) throw UsageError(fmt::format("{}: key '{}' must be >= 0", name, key));
             c.*member = static_cast<Int>(v);
           },
-          [member, key](const TrainConfig& c, toml::table& t) { t.insert(key, static_cast<int64_t>(c.*member)); }};
+          [member](const TrainConfig& c) { return toml_value(static_cast<int64_t>(c.*member)); }};
 }
 
 Field double_field(double TrainConfig::*member, const char* key) {
@@ -75,7 +108,7 @@ Field double_field(double TrainConfig::*member, const char* key) {
             if (!n.is_number()) type_error(name, key, "a number", n);
             c.*member = *n.value<double>();
           },
-          [member, key](const TrainConfig& c, toml::table& t) { t.insert(key, c.*member); }};
+          [member](const TrainConfig& c) { return toml_value(c.*member); }};
 }
 
 template <typename T>
@@ -94,11 +127,7 @@ Field list_field(std::vector<T> TrainConfig::*member, const char* key) {
             }
             c.*member = out;
           },
-          [member, key](const TrainConfig& c, toml::table& t) {
-            toml::array arr;
-            for (const T& v : c.*member) arr.push_back(v);
-            t.insert(key, arr);
-          }};
+          [member](const TrainConfig& c) { return toml_value(c.*member); }};
 }
 
 const std::vector<std::pair<std::string, Field>>& fields() {
@@ -129,21 +158,8 @@ const std::vector<std::pair<std::string, Field>>& fields() {
   return kFields;
 }
 
-// The same checks and messages as check_nesting, parse_decoder_form, parse_likelihood and
+// The same checks and messages as parse_decoder_form, parse_likelihood and
 // parse_mmd_kernel (models/, losses/), which need LibTorch; tests/test_reliability.cpp holds them equal.
-void check_nesting_list(const std::vector<int64_t>& nesting, int64_t latent) {
-  if (nesting.empty()) throw UsageError("nesting list is empty");
-  for (size_t i = 0; i < nesting.size(); ++i) {
-    if (nesting[i] <= 0) throw UsageError("nesting size " + std::to_string(nesting[i]) + " is not positive");
-    if (i > 0 && nesting[i] <= nesting[i - 1])
-      throw UsageError("nesting list must strictly increase, got " + std::to_string(nesting[i - 1]) + " then " +
-                       std::to_string(nesting[i]));
-  }
-  if (nesting.back() != latent)
-    throw UsageError("the last nesting size " + std::to_string(nesting.back()) + " must equal the latent size " +
-                     std::to_string(latent));
-}
-
 void check_names(const TrainConfig& c) {
   if (c.decoder != "tied" && c.decoder != "separate")
     throw UsageError("unknown decoder '" + c.decoder + "' (expected tied or separate)");
@@ -282,7 +298,7 @@ void resolve(TrainConfig& c) {
   if (!c.is_mrl() && !(c.nesting.size() == 1 && c.nesting[0] == c.latent))
     throw UsageError(fmt::format("nesting = [{}]: model {} trains the full code only; use mrl-mmd or mrl-vae",
                                  fmt::join(c.nesting, ","), c.model));
-  check_nesting_list(c.nesting, c.latent);
+  check_nesting(c.nesting, c.latent);
   check(!c.hidden.empty(), "hidden", "[]", "at least one layer width");
   for (int64_t h : c.hidden) check(h > 0 && h <= kMaxHidden, "hidden", h, fmt::format("widths in 1..{}", kMaxHidden));
   check_names(c);
@@ -338,11 +354,9 @@ void apply_toml(TrainConfig& config, const std::filesystem::path& path) {
 }
 
 std::string to_toml(const TrainConfig& config) {
-  toml::table t;
-  for (const auto& [key, field] : fields()) field.get(config, t);
-  std::ostringstream out;
-  out << "# matvae run settings, every default included\n" << t << "\n";
-  return out.str();
+  std::string out = "# matvae run settings, every default included\n";
+  for (const auto& [key, field] : fields()) out += key + " = " + field.get(config) + "\n";
+  return out;
 }
 
 std::string config_hash(const TrainConfig& config) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "matvae/models/nesting.h"
+
 namespace matvae {
 
 enum class DecoderForm {
@@ -66,8 +68,5 @@ class VaeImpl : public torch::nn::Module {
   torch::nn::Sequential decoder_rest_{nullptr};
 };
 TORCH_MODULE(Vae);
-
-/// Throws matvae::UsageError unless nesting strictly increases, is positive, and ends at `latent`.
-void check_nesting(const std::vector<int64_t>& nesting, int64_t latent);
 
 }  // namespace matvae
