@@ -101,6 +101,8 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   a.bind(train, "--lambda", &C::lambda, "MMD weight");
   a.bind(train, "--beta", &C::beta, "KL weight");
   a.bind(train, "--weights", &C::weights, "Per-prefix weights c_m (default all 1)");
+  a.bind(train, "--lambdas", &C::lambdas, "Per-prefix MMD weights (default: --lambda for every prefix)");
+  a.bind(train, "--warmup", &C::warmup, "Epochs over which the divergence weight ramps up from 0 (0 = off)");
   a.bind(train, "--lr", &C::lr, "Adam learning rate");
   a.bind(train, "--weight-decay", &C::weight_decay, "Adam weight decay");
   a.bind(train, "--batch-size", &C::batch_size, "Batch size");
@@ -248,6 +250,11 @@ int main(int argc, char** argv) {
   exp->add_option("--data-root", exp_args.data_root, "Folder holding the data sets")->capture_default_str();
   exp->add_option("--out", exp_args.out, "Results folder (default: results/<profile>)");
   exp->add_option("--threads", exp_args.options.threads, "Threads (default: every core)")->check(CLI::NonNegativeNumber);
+  exp->add_option("--epochs", exp_args.options.epochs, "Epochs of every model (default: the profile's)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  exp->add_flag("--attempts", exp_args.options.attempts,
+                "Also train every MRL-MMD variant (weights, warm-up, decoders, lambda per prefix), choose one on "
+                "a validation part of train and report all of them");
   exp->add_flag("--quiet", exp_args.quiet, "No progress lines");
 
   EvalArgs eval_args;

@@ -2,6 +2,8 @@
 // precedence (defaults < --config < flags) and its exit codes for bad settings.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "matvae/train/config.h"
 #include "matvae/util/error.h"
 #include "test_util.h"
@@ -37,6 +39,7 @@ TEST(ConfigTest, TomlRoundTrip) {
   c.latent = 16;
   c.nesting = {4, 16};
   c.weights = {2.0, 0.5};
+  c.warmup = 1.5;
   c.lr = 3e-4;
   c.seed = 99;
   c.kernel = "imq";
@@ -48,6 +51,33 @@ TEST(ConfigTest, TomlRoundTrip) {
   EXPECT_EQ(matvae::config_hash(back), matvae::config_hash(c));
   back.lambda = 7;
   EXPECT_NE(matvae::config_hash(back), matvae::config_hash(c));
+
+  TrainConfig m;
+  m.latent = 8;
+  m.lambdas = {1.0, 2.5, 40.0};
+  matvae::resolve(m);
+  TrainConfig m_back;
+  matvae::apply_toml_text(m_back, matvae::to_toml(m), "round-trip");
+  matvae::resolve(m_back);
+  EXPECT_EQ(m_back.lambdas, m.lambdas);
+  EXPECT_EQ(matvae::config_hash(m_back), matvae::config_hash(m));
+}
+
+TEST(ConfigTest, PerPrefixLambdasAndWarmupAreChecked) {
+  const auto message = [](const std::function<void(TrainConfig&)>& edit) {
+    TrainConfig c;
+    c.latent = 8;  // nesting 2, 4, 8
+    edit(c);
+    return error_message<UsageError>([&] { matvae::resolve(c); });
+  };
+  EXPECT_TRUE(contains(message([](TrainConfig& c) { c.lambdas = {1, 2}; }), "lambdas has 2 values"));
+  EXPECT_TRUE(contains(message([](TrainConfig& c) { c.lambdas = {1, -2, 3}; }), "lambdas = -2"));
+  EXPECT_TRUE(contains(message([](TrainConfig& c) {
+                         c.model = "mrl-vae";
+                         c.lambdas = {1, 2, 3};
+                       }),
+                       "no MMD term"));
+  EXPECT_TRUE(contains(message([](TrainConfig& c) { c.warmup = -1; }), "warmup = -1"));
 }
 
 TEST(ConfigTest, BadTomlIsAUsageErrorNamingFileAndKey) {

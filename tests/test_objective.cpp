@@ -84,6 +84,46 @@ TEST(ObjectiveTest, TermsMatchTheLossesComputedByHand) {
   EXPECT_NEAR(terms.total.item<double>(), expected, 1e-4 * std::abs(expected));
 }
 
+TEST(ObjectiveTest, PerPrefixLambdasAndWarmupScaleOnlyTheDivergence) {
+  torch::manual_seed(6);
+  const auto x = torch::rand({10, 20});
+  TrainConfig c = small_config("mrl-mmd");  // nesting 2, 4, 8
+  c.weights = {3.0, 1.0, 0.5};
+  c.lambdas = {50.0, 5.0, 0.0};
+  auto model = build(c, 20, 3);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
+  const auto out = model->forward(x, gen);
+  const auto state = gen.get_state();
+  const double scale = 0.25;
+  const auto terms = matvae::Objective(c)(out, x, gen, scale);
+  double expected = 0;
+  for (int k = 0; k < 3; ++k)
+    expected += c.weights[k] * (terms.recon[k].item<double>() + scale * c.lambdas[k] * terms.divergence[k].item<double>());
+  EXPECT_NEAR(terms.total.item<double>(), expected, 1e-4 * std::abs(expected));
+  // The same draws with lambdas empty and lambda = 5: every prefix gets 5.
+  TrainConfig same = c;
+  same.lambdas = {};
+  same.lambda = 5;
+  gen.set_state(state);
+  const auto t2 = matvae::Objective(same)(out, x, gen, 1.0);
+  double expected2 = 0;
+  for (int k = 0; k < 3; ++k)
+    expected2 += c.weights[k] * (t2.recon[k].item<double>() + 5.0 * t2.divergence[k].item<double>());
+  EXPECT_NEAR(t2.total.item<double>(), expected2, 1e-4 * std::abs(expected2));
+  EXPECT_TRUE(tensors_close(t2.divergence, terms.divergence, 0));
+}
+
+TEST(ObjectiveTest, WarmupRampsLinearlyOverItsEpochs) {
+  TrainConfig c = small_config("mmd");
+  EXPECT_EQ(matvae::Objective::warmup_scale(c, 0, 10), 1.0);  // off
+  c.warmup = 2.0;
+  EXPECT_EQ(matvae::Objective::warmup_scale(c, 0, 10), 0.0);
+  EXPECT_DOUBLE_EQ(matvae::Objective::warmup_scale(c, 5, 10), 0.25);
+  EXPECT_DOUBLE_EQ(matvae::Objective::warmup_scale(c, 15, 10), 0.75);
+  EXPECT_EQ(matvae::Objective::warmup_scale(c, 20, 10), 1.0);
+  EXPECT_EQ(matvae::Objective::warmup_scale(c, 1000, 10), 1.0);
+}
+
 TEST(ObjectiveTest, VaeDivergenceIsThePrefixKl) {
   torch::manual_seed(5);
   const auto x = torch::rand({6, 20});

@@ -18,6 +18,7 @@
 #include <optional>
 #include <sstream>
 
+#include "matvae/experiment/experiment.h"
 #include "matvae/losses/mmd.h"
 #include "matvae/losses/recon.h"
 #include "matvae/models/vae.h"
@@ -80,6 +81,26 @@ class Templates {
   fs::path mid() { return make("mid", 4, 7); }
   fs::path done() { return make("done", 4, 0); }
   fs::path other() { return make("other", 3, 0); }
+  /// A finished tiny experiment on data() (rows mmd-at-m and pca, m = 2): its cached evaluations.
+  fs::path experiment() {
+    const fs::path out = root_ / "experiment";
+    if (!fs::exists(out)) matvae::run_experiment(experiment_options(out));
+    return out;
+  }
+  matvae::ExperimentOptions experiment_options(const fs::path& out) {
+    matvae::ExperimentOptions o;
+    o.profile = "tiny";
+    o.datasets = {"data"};
+    // Its own data: more images than a tiny experiment's batch of 128.
+    const fs::path root = root_ / "experiment-data";
+    if (!fs::exists(root / "data")) write_small_idx_folder(root / "data", 300, 40, 6, 5, 10);
+    o.data_root = root;
+    o.dims = {2};
+    o.rows = {"mmd-at-m", "pca"};
+    o.threads = 1;
+    o.out = out;
+    return o;
+  }
 
  private:
   fs::path make(const std::string& name, int64_t latent, int64_t stop_after) {
@@ -286,6 +307,33 @@ fs::path gz_images(Ctx& c, const std::function<void(std::vector<uint8_t>&)>& dam
 
 std::string s(const fs::path& p) { return p.string(); }
 
+/// `matvae experiment` with the template experiment's settings, writing to `out`.
+std::vector<std::string> experiment_args(const fs::path& out, const std::string& rows = "mmd-at-m,pca",
+                                         const std::string& dims = "2") {
+  const auto o = Templates::get().experiment_options(out);
+  return {"experiment", "--profile", "tiny", "--datasets", "data", "--data-root", o.data_root.string(),
+          "--dims", dims, "--rows", rows, "--threads", "1", "--quiet", "--out", out.string()};
+}
+
+/// A copy of the template experiment in the case's folder, and the cached evaluation of its model.
+struct CopiedExperiment {
+  fs::path out, model_run, eval_cache;
+};
+CopiedExperiment copy_experiment(Ctx& c) {
+  CopiedExperiment e;
+  e.out = c.dir() / "results";
+  copy_folder(Templates::get().experiment(), e.out);
+  for (const auto& run : fs::directory_iterator(e.out / "runs" / "data"))
+    if (run.is_directory())
+      for (const auto& f : fs::directory_iterator(run.path()))
+        if (f.path().filename().string().rfind("eval-mmd-at-m-", 0) == 0) {
+          e.model_run = run.path();
+          e.eval_cache = f.path();
+        }
+  if (e.eval_cache.empty()) throw std::logic_error("the template experiment has no cached evaluation");
+  return e;
+}
+
 std::vector<Case> cases() {
   std::vector<Case> v;
   auto add = [&](std::string name, int code, std::function<Invocation(Ctx&)> f) {
@@ -425,7 +473,8 @@ std::vector<Case> cases() {
                       {s(c.dir() / "conf.toml"), "is a directory"}};
   });
   add("ConfigWrongType", 2, also(with_config("epochs = 'ten'\n"), {"'epochs' must be an integer, got a string"}));
-  add("ConfigTableForAString", 2, also(with_config("[model]\nname = 'vae'\n"), {"'model' must be a string, got a table"}));
+  add("ConfigTableForAString", 2,
+      also(with_config("[model]\nname = 'vae'\n"), {"'model' must be a string, got a table"}));
   add("ConfigUnknownKey", 2, also(with_config("lamda = 3\n"), {"unknown key 'lamda'"}));
   add("ConfigSyntaxError", 2, [](Ctx& c) {
     const auto f = c.file("my.toml", "latent = 4\nepochs = = 3\n");
@@ -450,7 +499,9 @@ std::vector<Case> cases() {
   });
 
   // --- flags (usage errors) ---
-  add("FlagNotANumber", 2, [](Ctx& c) { return Invocation{train_args(c, c.dir() / "out", {"--lr", "fast"}), {"--lr"}}; });
+  add("FlagNotANumber", 2, [](Ctx& c) {
+    return Invocation{train_args(c, c.dir() / "out", {"--lr", "fast"}), {"--lr"}};
+  });
   add("FlagUnknown", 2, [](Ctx& c) { return Invocation{train_args(c, c.dir() / "out", {"--bogus"}), {"--bogus"}}; });
   add("FlagNestingOrder", 2, [](Ctx& c) {
     return Invocation{train_args(c, c.dir() / "out", {"--nesting", "2,8,4"}), {"strictly increase", "8 then 4"}};
@@ -462,7 +513,8 @@ std::vector<Case> cases() {
     return Invocation{train_args(c, c.dir() / "out", {"--threads", "-3"}), {"--threads"}};
   });
   add("FlagSeedBeyondToml", 2, [](Ctx& c) {
-    return Invocation{train_args(c, c.dir() / "out", {"--seed", "18446744073709551615"}), {"seed = 18446744073709551615"}};
+    return Invocation{train_args(c, c.dir() / "out", {"--seed", "18446744073709551615"}),
+                      {"seed = 18446744073709551615"}};
   });
   add("FlagBatchLargerThanData", 2, [](Ctx& c) {
     return Invocation{with(train_args(c, c.dir() / "out"), "--batch-size", "500"), {"batch_size = 500"}};
@@ -610,6 +662,54 @@ std::vector<Case> cases() {
     return Invocation{resume(run), {s(run / "state.pt"), "missing"}};
   });
 
+  // --- results caches and experiments ---
+  add("ResultsCacheChecksumMismatch", 1, [](Ctx& c) {
+    const auto e = copy_experiment(c);
+    auto doc = nlohmann::json::parse(slurp(e.eval_cache));
+    doc["payload"]["2"]["probe"] = 0.99;  // a plausible number, but not the one that was computed
+    write_bytes(e.eval_cache, doc.dump(1));
+    return Invocation{experiment_args(e.out), {s(e.eval_cache), "checksum mismatch"}};
+  });
+  add("ResultsCacheNotJson", 1, [](Ctx& c) {
+    const auto e = copy_experiment(c);
+    write_bytes(e.eval_cache, std::string("{\"sha256\": \"0"));
+    return Invocation{experiment_args(e.out), {s(e.eval_cache), "not JSON"}};
+  });
+  add("ResultsCacheEmpty", 1, [](Ctx& c) {
+    const auto e = copy_experiment(c);
+    write_bytes(e.eval_cache, std::string());
+    return Invocation{experiment_args(e.out), {s(e.eval_cache), "damaged cached result"}};
+  });
+  add("ResultsCacheFieldsMissing", 1, [](Ctx& c) {
+    const auto e = copy_experiment(c);
+    write_bytes(e.eval_cache, std::string("{\"payload\": {}}"));
+    return Invocation{experiment_args(e.out), {s(e.eval_cache), "missing fields"}};
+  });
+  add("ExperimentModelCheckpointTruncated", 1, [](Ctx& c) {
+    const auto e = copy_experiment(c);
+    fs::remove(e.eval_cache);  // so that the model must be loaded again
+    const auto bytes = read_bytes(e.model_run / "checkpoint.pt");
+    write_bytes(e.model_run / "checkpoint.pt", std::vector<uint8_t>(bytes.begin(), bytes.begin() + bytes.size() / 2));
+    return Invocation{experiment_args(e.out), {s(e.model_run / "checkpoint.pt"), "truncated or damaged checkpoint"}};
+  });
+  add("ExperimentOutIsAFile", 1, [](Ctx& c) {
+    const auto f = c.file("results");
+    return Invocation{experiment_args(f), {s(f), "cannot create the results folder"}};
+  });
+  add("ExperimentUnknownRow", 2, [](Ctx& c) {
+    return Invocation{experiment_args(c.dir() / "results", "mmd-at-m,gan"), {"--rows", "'gan'"}};
+  });
+  add("ExperimentDimNotInNesting", 2, [](Ctx& c) {
+    return Invocation{experiment_args(c.dir() / "results", "pca", "3"), {"--dims", "3"}};
+  });
+  add("ExperimentDataSetMissing", 1, [](Ctx& c) {
+    auto args = experiment_args(c.dir() / "results", "pca");
+    const fs::path root = c.dir() / "no-data";
+    args = with(args, "--data-root", root.string());
+    c.may_appear = {"results", "results/runs"};
+    return Invocation{args, {s(root / "data")}};
+  });
+
   // --- output paths ---
   add("OutIsAFile", 2, [](Ctx& c) {
     const auto f = c.file("out");
@@ -625,7 +725,8 @@ std::vector<Case> cases() {
     return Invocation{train_args(c, f / "run"), {s(f / "run"), "cannot create the run folder", "Not a directory"}};
   });
   add("OutInProc", 1, [](Ctx& c) {
-    return Invocation{train_args(c, "/proc/matvae-test-run"), {"/proc/matvae-test-run", "cannot create the run folder"}};
+    return Invocation{train_args(c, "/proc/matvae-test-run"),
+                      {"/proc/matvae-test-run", "cannot create the run folder"}};
   });
   add("OutNameTooLong", 1, [](Ctx& c) {
     const auto out = c.dir() / std::string(300, 'r');

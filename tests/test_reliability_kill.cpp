@@ -2,12 +2,16 @@
 // steps) is killed with SIGKILL at seeded random moments, at least ten times, and resumed each time
 // with `matvae train --resume`. Every checkpoint on disk stays readable, and the finished run's
 // metrics.jsonl and pictures equal those of an uninterrupted run with the same seed.
+// The same for `matvae experiment`, killed between and during its models and rerun each time: its
+// results.json ends equal to an uninterrupted experiment's, and two uninterrupted experiments give
+// byte-identical results.json, timing fields aside (determinism).
 #include <signal.h>
 
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "matvae/train/archive.h"
@@ -56,6 +60,22 @@ double run_to_end(const std::vector<std::string>& args) {
   return ::testing::AssertionSuccess();
 }
 
+/// Starts matvae with `args` and sends SIGKILL after `seconds`. Returns true if the kill ended it;
+/// a run that ended first must have succeeded (its log, `log`, is shown otherwise).
+bool start_and_kill(const std::vector<std::string>& args, double seconds, const fs::path& log) {
+  const pid_t pid = spawn_matvae(args, log);
+  EXPECT_GT(pid, 0);
+  if (pid <= 0) return false;
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  ::kill(pid, SIGKILL);
+  int signal = 0;
+  const int code = matvae::wait_process(pid, &signal);
+  if (signal == SIGKILL) return true;
+  const auto out = read_bytes(log);
+  EXPECT_EQ(code, 0) << "a run that was not killed failed: " << std::string(out.begin(), out.end());
+  return false;
+}
+
 TEST(KillAndResume, TenKillsEndExactlyLikeAnUninterruptedRun) {
   TempDir tmp;
   write_small_idx_folder(tmp / "data", 600, 100, 28, 28, 10);
@@ -64,7 +84,9 @@ TEST(KillAndResume, TenKillsEndExactlyLikeAnUninterruptedRun) {
                                     "--hidden", "128", "--batch-size", "20", "--epochs", "12", "--seed", "3",
                                     "--threads", "1", "--checkpoint-every", "4", "--quiet", "--out", out.string()};
   };
-  auto resume = [](const fs::path& run) { return std::vector<std::string>{"train", "--resume", run.string(), "--quiet"}; };
+  auto resume = [](const fs::path& run) {
+    return std::vector<std::string>{"train", "--resume", run.string(), "--quiet"};
+  };
 
   // The reference, and the two durations the kill times are drawn from: a whole run, and the
   // start-up of a process (a resume of the finished run: load, check, rewrite the final files).
@@ -83,18 +105,11 @@ TEST(KillAndResume, TenKillsEndExactlyLikeAnUninterruptedRun) {
     // kills spread over the whole run; once it has finished, within the short resume itself.
     std::uniform_real_distribution<double> delay(done ? 0.1 * startup_s : 0.5 * startup_s,
                                                  done ? 0.9 * startup_s : startup_s + training_s / 6);
-    const pid_t pid = spawn_matvae(started ? resume(parts) : train(parts), tmp / "log.txt");
-    ASSERT_GT(pid, 0);
-    std::this_thread::sleep_for(std::chrono::duration<double>(delay(rng)));
-    ::kill(pid, SIGKILL);
-    int signal = 0;
-    const int code = matvae::wait_process(pid, &signal);
-    if (signal == SIGKILL) {
+    if (start_and_kill(started ? resume(parts) : train(parts), delay(rng), tmp / "log.txt")) {
       ++kills;
       epochs_at_kills += " " + std::to_string(metrics(parts).size());
     } else {
-      const auto log = read_bytes(tmp / "log.txt");
-      ASSERT_EQ(code, 0) << "a run that was not killed failed: " << std::string(log.begin(), log.end());
+      ASSERT_FALSE(::testing::Test::HasFailure());
       ++finished;
     }
     SCOPED_TRACE("after attempt " + std::to_string(attempts));
@@ -115,6 +130,82 @@ TEST(KillAndResume, TenKillsEndExactlyLikeAnUninterruptedRun) {
   std::cerr << "kill and resume: " << kills << " kills (epochs done at each:" << epochs_at_kills << "), " << finished
             << " runs that ended before their kill; uninterrupted run " << whole_s << " s, start-up " << startup_s
             << " s\n";
+}
+
+/// results.json without what measures time or the machine: the rest must be byte-identical.
+std::string without_timing(const fs::path& results_json) {
+  const auto bytes = read_bytes(results_json);
+  auto doc = nlohmann::ordered_json::parse(bytes.begin(), bytes.end());
+  doc.erase("wall_seconds");
+  doc.erase("machine");
+  doc.erase("train_times");
+  for (auto& [name, m] : doc["models"].items()) m.erase("train_seconds");
+  return doc.dump(1);
+}
+
+struct ToyExperiment {
+  TempDir tmp;
+  ToyExperiment() { write_small_idx_folder(tmp / "data" / "toy", 600, 100, 28, 28, 10); }
+  std::vector<std::string> args(const fs::path& out) const {
+    return {"experiment", "--profile", "tiny", "--datasets", "toy", "--data-root", (tmp / "data").string(),
+            "--dims", "2,4,8", "--rows", "mrl-mmd,mmd-at-m,mmd-trunc,pca", "--epochs", "6", "--threads", "1", "--quiet",
+            "--out", out.string()};
+  }
+};
+
+TEST(Determinism, SameConfigSeedAndThreadsGiveByteIdenticalResultsJson) {
+  ToyExperiment toy;
+  run_to_end(toy.args(toy.tmp / "one"));
+  run_to_end(toy.args(toy.tmp / "two"));
+  const std::string one = without_timing(toy.tmp / "one" / "results.json");
+  EXPECT_NE(one.find("\"probe\""), std::string::npos);
+  EXPECT_EQ(one, without_timing(toy.tmp / "two" / "results.json"));
+  // And each model's metrics.jsonl, timing fields aside.
+  for (const auto& e : fs::directory_iterator(toy.tmp / "one" / "runs" / "toy")) {
+    if (!e.is_directory()) continue;
+    SCOPED_TRACE(e.path().filename().string());
+    EXPECT_EQ(metrics(e.path()), metrics(toy.tmp / "two" / "runs" / "toy" / e.path().filename()));
+  }
+}
+
+TEST(KillAndResume, ExperimentKilledBetweenAndDuringModelsEndsLikeAnUninterruptedOne) {
+  ToyExperiment toy;
+  const fs::path whole = toy.tmp / "whole", parts = toy.tmp / "parts";
+  const double whole_s = run_to_end(toy.args(whole));
+  const double startup_s = run_to_end(toy.args(whole));  // a rerun that finds everything cached
+  const double work_s = std::max(0.1, whole_s - startup_s);
+
+  std::mt19937 rng(7);
+  int kills = 0, attempts = 0;
+  std::set<std::string> states;  // "2+": two models finished and a third under way
+  std::string where;
+  while (kills < 10 && attempts++ < 60) {
+    std::uniform_real_distribution<double> delay(0.3 * startup_s, startup_s + work_s / 8);
+    if (start_and_kill(toy.args(parts), delay(rng), toy.tmp / "log.txt")) {
+      ++kills;
+      // Where it was: models finished, and whether one was under way.
+      int finished = 0, under_way = 0;
+      if (fs::exists(parts / "runs" / "toy"))
+        for (const auto& e : fs::directory_iterator(parts / "runs" / "toy"))
+          if (e.is_directory()) ++(fs::exists(e.path() / "checkpoint.pt") ? finished : under_way);
+      states.insert(std::to_string(finished) + (under_way ? "+" : ""));
+      where += " " + std::to_string(finished) + (under_way ? "+" : "");
+    }
+    ASSERT_FALSE(::testing::Test::HasFailure());
+    // Whatever the kill left, every finished model's archives stay readable.
+    if (fs::exists(parts / "runs" / "toy"))
+      for (const auto& e : fs::directory_iterator(parts / "runs" / "toy"))
+        if (e.is_directory()) ASSERT_TRUE(checkpoints_readable(e.path())) << e.path();
+  }
+  EXPECT_GE(kills, 10);
+  EXPECT_GE(states.size(), 3u) << "the kills did not spread over the models:" << where;
+  run_to_end(toy.args(parts));
+  EXPECT_EQ(without_timing(parts / "results.json"), without_timing(whole / "results.json"));
+  for (const auto& e : fs::recursive_directory_iterator(parts))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path() << " was left behind";
+  std::cerr << "experiment kill and resume: " << kills << " kills in " << attempts
+            << " starts (models finished at each, + = one under way:" << where << "); uninterrupted "
+            << whole_s << " s, cached rerun " << startup_s << " s\n";
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "matvae/data/dataset.h"
+#include "matvae/experiment/attempts.h"
 #include "matvae/experiment/model_eval.h"
 #include "matvae/report/report.h"
 #include "matvae/report/svg_plot.h"
@@ -77,6 +78,32 @@ Dataset random_subset(const Dataset& d, int64_t n) {
   out.images = d.images.index_select(0, idx);
   out.labels = d.labels.index_select(0, idx);
   return out;
+}
+
+/// Rows [start, start + n) of `d` (a view).
+Dataset rows_of(const Dataset& d, int64_t start, int64_t n) {
+  Dataset out = d;
+  out.images = d.images.narrow(0, start, n);
+  out.labels = d.labels.narrow(0, start, n);
+  return out;
+}
+
+/// Where the attempts are measured: the last tenth of train, which no attempt model (nor its
+/// reference) trains on. The probe and k-NN fit on codes of the other nine tenths.
+struct ValidationSplit {
+  TrainTest data;
+  int64_t fit_rows = 0;      // train rows [0, fit_rows) may be trained on
+  int64_t train_limit = 0;   // the attempt models' `limit`
+};
+
+ValidationSplit validation_split(const Dataset& train, const ExperimentProfile& p) {
+  const int64_t n = train.size(), n_val = std::max<int64_t>(n / 10, 2);
+  ValidationSplit v;
+  v.fit_rows = n - n_val;
+  v.train_limit = p.train_limit > 0 ? std::min(p.train_limit, v.fit_rows) : v.fit_rows;
+  v.data.train = random_subset(rows_of(train, 0, v.fit_rows), p.eval_train_limit);
+  v.data.test = random_subset(rows_of(train, v.fit_rows, n_val), p.eval_test_limit);
+  return v;
 }
 
 std::vector<int64_t> powers_of_two(int64_t latent) {
@@ -239,7 +266,10 @@ ExperimentProfile experiment_profile(const std::string& name) {
 
 ExperimentResult run_experiment(const ExperimentOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  const ExperimentProfile profile = experiment_profile(options.profile);
+  ExperimentProfile profile = experiment_profile(options.profile);
+  if (options.epochs < 0 || options.epochs > 1000000)
+    throw UsageError(fmt::format("--epochs: {} is outside 0..1000000 (0 = the profile's)", options.epochs));
+  if (options.epochs > 0) profile.epochs = options.epochs;
   ExperimentOptions o = options;
   if (o.out.empty()) o.out = fs::path("results") / o.profile;
   if (o.dims.empty()) o.dims = powers_of_two(profile.latent);
@@ -274,50 +304,122 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   const std::string eval_tag = sha256_hex(eval_dump.data(), eval_dump.size()).substr(0, 8);
 
   json results = json::object(), models = json::object(), wall = json::object();
+  json attempts = json::object(), variants_used = json::object();
   ExperimentResult out;
+  auto stopped = [&] { return o.stop && o.stop->load(); };
+  auto interrupted = [&] {
+    out.interrupted = true;
+    return out;
+  };
+  // Lists a model in results.json (what the report's run table shows) and returns its training time.
+  auto note_model = [&](const ModelJob& job) {
+    json j;
+    j["dataset"] = job.dataset;
+    j["model"] = job.config.model;
+    j["latent"] = job.config.latent;
+    j["seed"] = job.config.seed;
+    j["config_hash"] = config_hash(job.config);
+    j["run_dir"] = fs::relative(job.dir, o.out).string();
+    j["train_seconds"] = train_seconds(job.dir);
+    models[job.dir.filename().string()] = j;
+    return j["train_seconds"].get<double>();
+  };
+  // Trains (or finds) one model and evaluates it on `eval_data` at `dims`, cached in `cache_name`
+  // inside its run folder; null if interrupted.
+  auto train_and_eval = [&](const ModelJob& job, const std::string& cache_name, const std::vector<int64_t>& dims,
+                            const std::function<json(Vae&, const TrainConfig&, const std::vector<int64_t>&)>& eval) {
+    if (stopped() || !ensure_trained(job, o)) return json();
+    const json per_dim = cached_eval(job.dir / cache_name, dims, [&](const std::vector<int64_t>& missing) {
+      LoadedRun run = load_run(job.dir);
+      log(fmt::format("{}: evaluating {} ({})", job.dataset, job.dir.filename().string(), cache_name));
+      return eval(run.model, run.config, missing);
+    });
+    note_model(job);
+    return per_dim;
+  };
+
   for (const auto& dataset : o.datasets) {
     const fs::path data_dir = o.data_root / dataset;
-    TrainTest data = load_dataset(data_dir);
+    const TrainTest full = load_dataset(data_dir);
     // A seeded random subset, not the first rows: a split may be sorted by class.
-    data.train = random_subset(data.train, profile.eval_train_limit);
-    data.test = random_subset(data.test, profile.eval_test_limit);
+    TrainTest data;
+    data.train = random_subset(full.train, profile.eval_train_limit);
+    data.test = random_subset(full.test, profile.eval_test_limit);
+
+    // The attempts: every MRL variant and the separately trained MMD-VAEs, all on the first seed,
+    // measured on the validation split; the test set plays no part in the choice.
+    std::string variant = profile.mrl_variant;
+    if (o.attempts) {
+      const uint64_t seed = o.seeds.front();
+      const ValidationSplit v = validation_split(full.train, profile);
+      TrainConfig base = base_config(profile, data_dir, seed, o.threads);
+      base.limit = v.train_limit;
+      const std::string cache = fmt::format("val-{}.json", eval_tag);
+      auto eval_val = [&](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
+        return evaluate_prefixes(m, c, v.data, d, false, seed);
+      };
+      json record;
+      record["seed"] = seed;
+      record["validation_rows"] = {v.fit_rows, full.train.size()};
+      record["train_limit"] = v.train_limit;
+      AccuracyByM reference;
+      for (int64_t m : o.dims) {
+        TrainConfig c = base;
+        c.model = "mmd";
+        c.latent = m;
+        const ModelJob job = make_job(dataset, c, runs);
+        const json r = train_and_eval(job, cache, {m}, eval_val);
+        if (r.is_null()) return interrupted();
+        record["reference"][std::to_string(m)] = r[std::to_string(m)];
+        record["reference_runs"][std::to_string(m)] = job.dir.filename().string();
+        reference[m] = r[std::to_string(m)]["probe"].get<double>();
+      }
+      std::map<std::string, VariantScore> scores;
+      for (const auto& mv : mrl_variants()) {
+        TrainConfig c = base;
+        c.model = "mrl-mmd";
+        apply_mrl_variant(mv.name, c);
+        const ModelJob job = make_job(dataset, c, runs);
+        const json r = train_and_eval(job, cache, o.dims, eval_val);
+        if (r.is_null()) return interrupted();
+        AccuracyByM acc;
+        for (int64_t m : o.dims) acc[m] = r[std::to_string(m)]["probe"].get<double>();
+        const VariantScore sc = score_variant(reference, acc);
+        scores[mv.name] = sc;
+        json& e = record["variants"][mv.name];
+        e["description"] = mv.description;
+        e["run"] = job.dir.filename().string();
+        e["config_hash"] = config_hash(job.config);
+        e["metrics"] = r;
+        e["worst_gap"] = sc.worst_gap;
+        e["mean_gap"] = sc.mean_gap;
+        e["mean_probe"] = sc.mean_accuracy;
+      }
+      variant = choose_variant(scores);
+      record["chosen"] = variant;
+      attempts[dataset] = record;
+      log(fmt::format("{}: attempts done; the mrl-mmd row uses variant '{}'", dataset, variant));
+    }
+    variants_used[dataset] = variant;
+
     for (uint64_t seed : o.seeds) {
       const std::string seed_key = std::to_string(seed);
       const TrainConfig base = base_config(profile, data_dir, seed, o.threads);
       auto record = [&](const std::string& row, const json& per_dim) {
         for (const auto& [m, metrics] : per_dim.items()) results[dataset][row][m][seed_key] = metrics;
       };
-      auto note_model = [&](const ModelJob& job) {
-        json j;
-        j["dataset"] = dataset;
-        j["model"] = job.config.model;
-        j["latent"] = job.config.latent;
-        j["seed"] = seed;
-        j["config_hash"] = config_hash(job.config);
-        j["run_dir"] = fs::relative(job.dir, o.out).string();
-        j["train_seconds"] = train_seconds(job.dir);
-        models[job.dir.filename().string()] = j;
-        return j["train_seconds"].get<double>();
-      };
-      // Train (or find) one model and evaluate it for one row; false if interrupted.
+      // Train (or find) one model and evaluate it for one row on the test set; false if interrupted.
       auto run_row = [&](const std::string& row, const ModelJob& job, const std::vector<int64_t>& dims,
                          const std::function<json(Vae&, const TrainConfig&, const std::vector<int64_t>&)>& eval) {
-        if (!ensure_trained(job, o)) return false;
-        const json per_dim = cached_eval(job.dir / fmt::format("eval-{}-{}.json", row, eval_tag), dims,
-                                         [&](const std::vector<int64_t>& missing) {
-                                           LoadedRun run = load_run(job.dir);
-                                           log(fmt::format("{}: evaluating {} for {}", dataset, row,
-                                                           job.dir.filename().string()));
-                                           return eval(run.model, run.config, missing);
-                                         });
+        const json per_dim = train_and_eval(job, fmt::format("eval-{}-{}.json", row, eval_tag), dims, eval);
+        if (per_dim.is_null()) return false;
         record(row, per_dim);
-        note_model(job);
         return true;
       };
-      auto stopped = [&] { return o.stop && o.stop->load(); };
-      auto interrupted = [&] {
-        out.interrupted = true;
-        return out;
+      auto test_eval = [&](bool truncate) {
+        return [&data, truncate, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
+          return evaluate_prefixes(m, c, data, d, truncate, seed);
+        };
       };
 
       double mrl_seconds = 0, separate_seconds = 0;
@@ -325,45 +427,31 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
         TrainConfig c = base;
         c.model = model;
         c.latent = latent;
+        if (model == "mrl-mmd") apply_mrl_variant(variant, c);
         return make_job(dataset, c, runs);
       };
       const ModelJob mrl = job_for("mrl-mmd", profile.latent);
       if (rows.count("mrl-mmd")) {
-        if (stopped() || !run_row("mrl-mmd", mrl, o.dims, [&](Vae& m, const TrainConfig& c, const auto& d) {
-              return evaluate_prefixes(m, c, data, d, false, seed);
-            }))
-          return interrupted();
+        if (!run_row("mrl-mmd", mrl, o.dims, test_eval(false))) return interrupted();
         mrl_seconds = train_seconds(mrl.dir);
       }
-      if (rows.count("mrl-vae")) {
-        const ModelJob job = job_for("mrl-vae", profile.latent);
-        if (stopped() || !run_row("mrl-vae", job, o.dims, [&](Vae& m, const TrainConfig& c, const auto& d) {
-              return evaluate_prefixes(m, c, data, d, false, seed);
-            }))
-          return interrupted();
-      }
+      if (rows.count("mrl-vae") && !run_row("mrl-vae", job_for("mrl-vae", profile.latent), o.dims, test_eval(false)))
+        return interrupted();
       for (const char* kind : {"mmd", "vae"}) {
         const std::string row = std::string(kind) + "-at-m";
         if (!rows.count(row)) continue;
         for (int64_t m : o.dims) {
           const ModelJob job = job_for(kind, m);
-          if (stopped() || !run_row(row, job, {m}, [&](Vae& mod, const TrainConfig& c, const auto& d) {
-                return evaluate_prefixes(mod, c, data, d, false, seed);
-              }))
-            return interrupted();
+          if (!run_row(row, job, {m}, test_eval(false))) return interrupted();
           if (row == "mmd-at-m") separate_seconds += train_seconds(job.dir);
         }
       }
       const ModelJob full_mmd = job_for("mmd", profile.latent);
-      if (rows.count("mmd-trunc") &&
-          (stopped() || !run_row("mmd-trunc", full_mmd, o.dims, [&](Vae& m, const TrainConfig& c, const auto& d) {
-             return evaluate_prefixes(m, c, data, d, true, seed);
-           })))
-        return interrupted();
+      if (rows.count("mmd-trunc") && !run_row("mmd-trunc", full_mmd, o.dims, test_eval(true))) return interrupted();
       if (rows.count("mmd-svd") &&
-          (stopped() || !run_row("mmd-svd", full_mmd, o.dims, [&](Vae& m, const TrainConfig& c, const auto& d) {
-             return evaluate_code_pca(m, c, data, d, seed);
-           })))
+          !run_row("mmd-svd", full_mmd, o.dims, [&](Vae& m, const TrainConfig& c, const auto& d) {
+            return evaluate_code_pca(m, c, data, d, seed);
+          }))
         return interrupted();
       if (rows.count("pca")) {
         const fs::path file = runs / dataset / fmt::format("pca-s{}-{}.json", seed, eval_tag);
@@ -395,7 +483,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
                              {"latent", profile.latent},
                              {"hidden", profile.hidden},
                              {"eval", eval_settings}};
-  doc["options"] = {{"datasets", o.datasets}, {"dims", o.dims}, {"seeds", o.seeds}, {"rows", o.rows}};
+  doc["options"] = {{"datasets", o.datasets}, {"dims", o.dims}, {"seeds", o.seeds}, {"rows", o.rows}, {"epochs", o.epochs}, {"attempts", o.attempts}};
   doc["machine"] = machine_info(o.threads);
   doc["wall_seconds"] = seconds_since(start);
   doc["train_times"] = wall;
@@ -405,6 +493,8 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     configs[name] = to_toml(read_run_config(o.out / m["run_dir"].get<std::string>()));
   }
   doc["configs"] = configs;
+  doc["mrl_variant"] = variants_used;
+  doc["attempts"] = attempts;
   doc["results"] = results;
   out.results_json = o.out / "results.json";
   write_file_atomic(out.results_json, doc.dump(1) + "\n");

@@ -144,6 +144,8 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"lambda", double_field(&TrainConfig::lambda, "lambda")},
       {"beta", double_field(&TrainConfig::beta, "beta")},
       {"weights", list_field(&TrainConfig::weights, "weights")},
+      {"lambdas", list_field(&TrainConfig::lambdas, "lambdas")},
+      {"warmup", double_field(&TrainConfig::warmup, "warmup")},
       {"lr", double_field(&TrainConfig::lr, "lr")},
       {"weight_decay", double_field(&TrainConfig::weight_decay, "weight_decay")},
       {"batch_size", int_field(&TrainConfig::batch_size, "batch_size")},
@@ -195,7 +197,7 @@ void check_non_ascii(const std::string& text, const std::string& name) {
   // line break that ends an unterminated one-line string).
   const auto skip_string = [&](size_t i, bool value) {
     const char q = text[i];
-    const bool multi = value && text.compare(i, 3, std::string(3, q)) == 0;  // keys are one-line
+    const bool multi = text.compare(i, 3, std::string(3, q)) == 0;  // (the parser reads one as a key, then refuses it)
     for (i += multi ? 3 : 1; i < n; ++i) {
       if (!ascii(i) && !value) refuse(i);
       if (text[i] == '\n') {
@@ -311,6 +313,14 @@ void resolve(TrainConfig& c) {
                                  c.nesting.size()));
   for (double w : c.weights) check(std::isfinite(w) && w >= 0, "weights", w, "numbers >= 0");
   if (c.weights.empty()) c.weights.assign(c.nesting.size(), 1.0);
+  if (!c.lambdas.empty() && !c.uses_mmd())
+    throw UsageError(fmt::format("lambdas: model {} has no MMD term; use beta for its KL weight", c.model));
+  if (!c.lambdas.empty() && c.lambdas.size() != c.nesting.size())
+    throw UsageError(fmt::format("lambdas has {} values but the nesting list has {} sizes", c.lambdas.size(),
+                                 c.nesting.size()));
+  for (double l : c.lambdas) check(std::isfinite(l) && l >= 0, "lambdas", l, "numbers >= 0");
+  check(std::isfinite(c.warmup) && c.warmup >= 0 && c.warmup <= 1e6, "warmup", c.warmup,
+        "a number of epochs in 0..1000000 (0 = off)");
   check(std::isfinite(c.lr) && c.lr > 0, "lr", c.lr, "a number > 0");
   check(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "weight_decay", c.weight_decay, "a number >= 0");
   check(c.batch_size >= 2, "batch_size", c.batch_size, "an integer >= 2");

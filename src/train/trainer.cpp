@@ -280,7 +280,8 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
     while (batches.next(batch)) {
       optimizer.zero_grad();
       const VaeOutput out = model->forward(batch.images, gen);
-      const LossTerms terms = objective(out, batch.images, gen);
+      const LossTerms terms =
+          objective(out, batch.images, gen, Objective::warmup_scale(config, p.global_step, steps_per_epoch));
       const auto values = torch::cat({terms.total.detach().view({1}), terms.recon.detach(), terms.divergence.detach()})
                               .to(torch::kFloat64);
       const double* v = values.data_ptr<double>();

@@ -27,6 +27,8 @@ struct ExperimentOptions {
   std::filesystem::path data_root = "data";
   std::filesystem::path out = {};                       // default: results/<profile>
   int64_t threads = 0;                                  // 0 = every core
+  int64_t epochs = 0;     // 0 = the profile's; else every model trains this many epochs
+  bool attempts = false;  // train every MRL variant (attempts.h), choose one on validation, report all
   std::function<void(const std::string&)> log = nullptr;
   const std::atomic<bool>* stop = nullptr;              // checked between and inside models
 };
@@ -40,6 +42,7 @@ struct ExperimentProfile {
   std::vector<uint64_t> seeds;
   int64_t eval_train_limit = 0;        // training codes the probe and k-NN use (0 = all)
   int64_t eval_test_limit = 0;         // test codes evaluated (0 = all)
+  std::string mrl_variant = "naive";   // the mrl-mmd row's variant when attempts do not choose one
 };
 ExperimentProfile experiment_profile(const std::string& name);
 

@@ -24,6 +24,8 @@ struct TrainConfig {
   double lambda = 100.0;                     // MMD weight
   double beta = 1.0;                         // KL weight
   std::vector<double> weights = {};          // c_m per nesting size; empty = all 1
+  std::vector<double> lambdas = {};          // MMD weight per nesting size; empty = lambda for every size
+  double warmup = 0.0;                       // epochs over which the divergence weight ramps from 0; 0 = off
   // optimisation
   double lr = 1e-3;
   double weight_decay = 0.0;

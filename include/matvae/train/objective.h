@@ -1,6 +1,7 @@
 // The training objective of every model, per nesting size m:
-//   sum_k c_k * [ rec(x, dec(z[:m_k])) + lambda * MMD^2(q(z[:m_k]), p(z[:m_k])) ]   (mmd, mrl-mmd)
-//   sum_k c_k * [ rec(x, dec(z[:m_k])) + beta * KL(q(z[:m_k]|x) || N(0, I)) ]        (vae, mrl-vae)
+//   sum_k c_k * [ rec(x, dec(z[:m_k])) + s * lambda_k * MMD^2(q(z[:m_k]), p(z[:m_k])) ]   (mmd, mrl-mmd)
+//   sum_k c_k * [ rec(x, dec(z[:m_k])) + s * beta * KL(q(z[:m_k]|x) || N(0, I)) ]        (vae, mrl-vae)
+// lambda_k is `lambdas[k]`, or `lambda` for every k; s in [0, 1] is the warm-up scale.
 // vae and mmd are the nesting list {D}, so one code path serves all four models.
 #pragma once
 
@@ -24,8 +25,13 @@ class Objective {
  public:
   explicit Objective(const TrainConfig& config);
 
-  /// x: [N, P]; `gen` draws the N prior samples the MMD compares against.
-  LossTerms operator()(const VaeOutput& out, const torch::Tensor& x, at::Generator gen) const;
+  /// x: [N, P]; `gen` draws the N prior samples the MMD compares against. `divergence_scale`
+  /// multiplies the divergence weights (the warm-up; recon and divergence terms are unscaled).
+  LossTerms operator()(const VaeOutput& out, const torch::Tensor& x, at::Generator gen,
+                       double divergence_scale = 1.0) const;
+
+  /// The warm-up scale after `step` optimiser steps: min(1, step / (warmup epochs * steps_per_epoch)).
+  static double warmup_scale(const TrainConfig& config, int64_t step, int64_t steps_per_epoch);
 
   /// "mmd" or "kl": what the divergence term is, for metric names and messages.
   const char* divergence_name() const { return use_mmd_ ? "mmd" : "kl"; }
@@ -33,8 +39,8 @@ class Objective {
  private:
   bool use_mmd_;
   std::vector<int64_t> nesting_;
-  torch::Tensor weights_;  // [K]
-  double lambda_, beta_;
+  torch::Tensor weights_;                  // c_k: [K]
+  std::vector<float> divergence_weights_;  // lambda_k or beta: [K]
   Likelihood likelihood_;
   MmdOptions mmd_;
 };

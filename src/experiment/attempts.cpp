@@ -1,0 +1,111 @@
+// The MRL-MMD-VAE variants and the validation rule that chooses among them; see attempts.h.
+#include "matvae/experiment/attempts.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "matvae/util/error.h"
+
+namespace matvae {
+namespace {
+
+/// c_k or lambda_k from a function of m / D, one per nesting size.
+std::vector<double> per_prefix(const TrainConfig& c, const std::function<double(double)>& f) {
+  std::vector<double> v;
+  for (int64_t m : c.nesting) v.push_back(f(static_cast<double>(m) / static_cast<double>(c.latent)));
+  return v;
+}
+
+}  // namespace
+
+const std::vector<MrlVariant>& mrl_variants() {
+  static const std::vector<MrlVariant> kVariants = {
+      {"naive", "the plain Matryoshka loss: c_m = 1, tied decoder, lambda for every prefix",
+       [](TrainConfig&) {}},
+      {"separate", "a separate first decoder layer per prefix (MRL rather than MRL-E)",
+       [](TrainConfig& c) { c.decoder = "separate"; }},
+      {"c-log", "weights c_m = log2(D/m) + 1, favouring the small prefixes (6, 5, ..., 1 for D = 64)",
+       [](TrainConfig& c) { c.weights = per_prefix(c, [](double r) { return std::log2(1.0 / r) + 1.0; }); }},
+      {"c-sqrt", "weights c_m = sqrt(D/m), favouring the small prefixes more steeply",
+       [](TrainConfig& c) { c.weights = per_prefix(c, [](double r) { return std::sqrt(1.0 / r); }); }},
+      {"warmup", "the MMD weight ramps up from 0 over the first quarter of training (at least half an epoch)",
+       [](TrainConfig& c) { c.warmup = std::max(0.5, static_cast<double>(c.epochs) / 4.0); }},
+      {"lambda-light-small", "lambda_m = lambda * sqrt(m/D): a looser prior match at small prefixes",
+       [](TrainConfig& c) {
+         const double l = c.lambda;
+         c.lambdas = per_prefix(c, [l](double r) { return l * std::sqrt(r); });
+       }},
+      {"lambda-linear", "lambda_m = lambda * m/D: the prior match loosened in proportion at small prefixes",
+       [](TrainConfig& c) {
+         const double l = c.lambda;
+         c.lambdas = per_prefix(c, [l](double r) { return l * r; });
+       }},
+      {"lambda-light-small+warmup", "lambda_m = lambda * sqrt(m/D) and the warm-up above",
+       [](TrainConfig& c) {
+         const double l = c.lambda;
+         c.lambdas = per_prefix(c, [l](double r) { return l * std::sqrt(r); });
+         c.warmup = std::max(0.5, static_cast<double>(c.epochs) / 4.0);
+       }},
+      {"lambda-heavy-small", "lambda_m = lambda * sqrt(D/m): a tighter prior match at small prefixes",
+       [](TrainConfig& c) {
+         const double l = c.lambda;
+         c.lambdas = per_prefix(c, [l](double r) { return l / std::sqrt(r); });
+       }},
+      {"separate+c-log", "separate first decoder layers and weights c_m = log2(D/m) + 1",
+       [](TrainConfig& c) {
+         c.decoder = "separate";
+         c.weights = per_prefix(c, [](double r) { return std::log2(1.0 / r) + 1.0; });
+       }},
+  };
+  return kVariants;
+}
+
+void apply_mrl_variant(const std::string& name, TrainConfig& config) {
+  const auto& vs = mrl_variants();
+  const auto it = std::find_if(vs.begin(), vs.end(), [&](const MrlVariant& v) { return v.name == name; });
+  if (it == vs.end()) {
+    std::vector<std::string> names;
+    for (const auto& v : vs) names.push_back(v.name);
+    throw UsageError(fmt::format("unknown MRL variant '{}' (expected one of {})", name, fmt::join(names, ", ")));
+  }
+  resolve(config);
+  it->apply(config);
+  resolve(config);
+}
+
+VariantScore score_variant(const AccuracyByM& reference, const AccuracyByM& variant) {
+  if (reference.empty()) throw Error("score_variant: no reference accuracies");
+  VariantScore s;
+  s.worst_gap = -1e300;
+  for (const auto& [m, ref] : reference) {
+    const auto it = variant.find(m);
+    if (it == variant.end()) throw Error(fmt::format("score_variant: the variant has no accuracy at m = {}", m));
+    const double gap = ref - it->second;
+    s.worst_gap = std::max(s.worst_gap, gap);
+    s.mean_gap += gap / static_cast<double>(reference.size());
+    s.mean_accuracy += it->second / static_cast<double>(reference.size());
+  }
+  return s;
+}
+
+std::string choose_variant(const std::map<std::string, VariantScore>& scores) {
+  if (scores.empty()) throw Error("choose_variant: no variants");
+  double best_worst = 1e300;
+  for (const auto& [name, s] : scores) best_worst = std::min(best_worst, s.worst_gap);
+  std::string chosen;
+  double chosen_mean = -1e300;
+  for (const auto& v : mrl_variants()) {  // the variants' own order breaks exact ties
+    const auto it = scores.find(v.name);
+    if (it == scores.end() || it->second.worst_gap > best_worst + 1e-3) continue;
+    if (it->second.mean_accuracy > chosen_mean) {
+      chosen = v.name;
+      chosen_mean = it->second.mean_accuracy;
+    }
+  }
+  if (chosen.empty()) throw Error("choose_variant: scores name no known variant");
+  return chosen;
+}
+
+}  // namespace matvae
