@@ -121,6 +121,20 @@ TEST_F(ExperimentTest, ReportNumbersAreThoseOfResultsJson) {
     EXPECT_EQ(checked, 2 * 7);
   }
   EXPECT_TRUE(contains(md, "**Verdict (MNIST).**"));
+  // The target sentence follows the numbers: it names exactly the m where MRL is more than 1 point short.
+  for (const char* dataset : {"mnist", "fashion-mnist"}) {
+    std::vector<std::string> short_at;
+    for (const char* m : {"2", "8"})
+      if (doc["results"][dataset]["mmd-at-m"][m]["0"]["probe"].get<double>() -
+              doc["results"][dataset]["mrl-mmd"][m]["0"]["probe"].get<double>() >
+          0.01)
+        short_at.push_back(m);
+    const std::string heading = std::string("## ") + (std::string(dataset) == "mnist" ? "MNIST" : "Fashion-MNIST") + "\n";
+    const std::string section = md.substr(md.find(heading));
+    const std::string expected = short_at.empty() ? "is met here." : "is not met at m = " + fmt::format("{}.", fmt::join(short_at, ", "));
+    EXPECT_TRUE(contains(section.substr(0, section.find("**Training time.**")), expected)) << dataset << ": " << expected;
+  }
+  EXPECT_TRUE(contains(md, "The `mrl-mmd` row is the variant"));
 }
 
 TEST_F(ExperimentTest, RerunReusesCachedModelsAndGivesTheSameResults) {

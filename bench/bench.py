@@ -1,0 +1,593 @@
+#!/usr/bin/python3
+"""The benchmark driver behind scripts/bench (run it through that script).
+
+Measures in one run, side by side: the float32 matrix-product ceiling; matvae's training throughput
+and the plain PyTorch reference's (bench/reference/models.py) on the same grid; one MRL-MMD-VAE
+against the separate MMD-VAEs it replaces; encode and eval times; optionally the whole
+`experiment --profile quick`. Writes bench/results/<name>.json (every raw number) and <name>.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MATVAE = os.path.join(ROOT, "build", "matvae")
+DATA = os.path.join(ROOT, "data", "mnist")
+REFERENCE = os.path.join(ROOT, "bench", "reference", "models.py")
+CEILING = os.path.join(ROOT, "bench", "ceiling.py")
+RESULTS = os.path.join(ROOT, "bench", "results")
+
+HIDDEN = (512, 256)
+PIXELS = 784
+LATENT = 64
+NESTING = (2, 4, 8, 16, 32, 64)
+LAMBDA_NOTE = "lambda 100, gaussian kernel exp(-|a-b|^2/(2m)), biased MMD, Adam lr 1e-3"
+BATCHES = (128, 256)
+THREADS = (1, 2)
+# (label, model, decoder): the rows of the training grid.
+MODELS = (("vae", "vae", None), ("mmd", "mmd", None),
+          ("mrl-mmd tied", "mrl-mmd", "tied"), ("mrl-mmd separate", "mrl-mmd", "separate"))
+
+TARGET_CEILING = 0.70     # of the 2-thread matmul ceiling, batch 256, single-model training
+TARGET_RATIO = {"vae": 1.3, "mmd": 1.3, "mrl-mmd": 2.0}   # matvae / reference images/s
+TARGET_MRL = 0.35         # MRL training time / sum of the separate models' training time
+TARGET_QUICK = 2.0        # speed-up of experiment --profile quick against the pre-issue time
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+LIB_PATTERN = re.compile(r"^lib(torch_cpu|c10|blas|openblas|gomp|mkl)")
+
+
+class StepFailed(Exception):
+    pass
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    """Runs cmd; returns (wall seconds, stdout). Raises StepFailed with the tail of stderr on failure."""
+    start = time.perf_counter()
+    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    wall = time.perf_counter() - start
+    if p.returncode != 0:
+        tail = (p.stderr.strip() or p.stdout.strip()).splitlines()[-3:]
+        raise StepFailed(f"{' '.join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd))}: "
+                         f"exit {p.returncode}: {' | '.join(tail)}")
+    return wall, p.stdout
+
+
+# ---------------------------------------------------------------- counting
+
+def macs_per_image(model, decoder, latent=LATENT, nesting=NESTING):
+    """Multiply-accumulates of one forward pass for one image, from the layer sizes."""
+    h1, h2 = HIDDEN
+    encoder = PIXELS * h1 + h1 * h2 + 2 * h2 * latent          # two layers, mu and logvar heads
+    rest = h2 * h1 + h1 * PIXELS                               # decoder after its first layer
+    if model == "mrl-mmd":                                     # one decoder pass per prefix
+        return encoder + sum(m * h2 + rest for m in nesting)  # tied and separate: m x 256 first layer
+    return encoder + latent * h2 + rest
+
+
+def useful_flops_per_image(model, decoder, latent=LATENT, nesting=NESTING):
+    return 3 * 2 * macs_per_image(model, decoder, latent, nesting)   # forward + backward ~ 3 x forward
+
+
+# ---------------------------------------------------------------- data
+
+def have_data(d):
+    return all(os.path.exists(os.path.join(d, f)) or os.path.exists(os.path.join(d, f + ".gz")) for f in IDX_FILES)
+
+
+def open_idx(d, name):
+    import gzip
+    path = os.path.join(d, name)
+    return open(path, "rb") if os.path.exists(path) else gzip.open(path + ".gz", "rb")
+
+
+def idx_count(d, name):
+    with open_idx(d, name) as f:
+        return struct.unpack(">II", f.read(8))[1]
+
+
+def write_subset(src, dst, n_train, n_test):
+    """A small IDX folder: the first n_train / n_test images and labels of src (for --quick-steps)."""
+    os.makedirs(dst, exist_ok=True)
+    for name in IDX_FILES:
+        n = n_train if name.startswith("train") else n_test
+        with open_idx(src, name) as f:
+            magic = struct.unpack(">I", f.read(4))[0]
+            ndim = magic & 0xFF
+            dims = list(struct.unpack(">" + "I" * ndim, f.read(4 * ndim)))
+            n = min(n, dims[0])
+            item = 1
+            for d in dims[1:]:
+                item *= d
+            body = f.read(n * item)
+        dims[0] = n
+        with open(os.path.join(dst, name), "wb") as f:
+            f.write(struct.pack(">I", magic) + struct.pack(">" + "I" * ndim, *dims) + body)
+
+
+# ---------------------------------------------------------------- measurements
+
+def matvae_train(tmp, data, model, decoder, latent, batch, threads, steps, epochs, tag):
+    out = os.path.join(tmp, tag)
+    cmd = [MATVAE, "train", "--model", model, "--data", data, "--latent", str(latent),
+           "--hidden", ",".join(map(str, HIDDEN)), "--batch-size", str(batch), "--epochs", str(epochs),
+           "--limit", str(steps * batch), "--threads", str(threads), "--seed", "0", "--quiet", "--out", out]
+    if model == "mrl-mmd":
+        cmd += ["--nesting", ",".join(map(str, NESTING)), "--decoder", decoder]
+    wall, _ = run(cmd)
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        lines = [json.loads(l) for l in f if l.strip()]
+    if len(lines) != epochs:
+        raise StepFailed(f"{out}/metrics.jsonl: {len(lines)} lines, expected {epochs}")
+    epochs_raw = [{"seconds": l["seconds"], "images_per_s": l["images_per_s"], "step": l["step"]} for l in lines]
+    return out, {
+        "command": " ".join(cmd[1:]).replace(tmp, "<tmp>"),
+        "wall_s": wall,
+        "epochs": epochs_raw,
+        "images_per_epoch": steps * batch,
+        "train_seconds": sum(e["seconds"] for e in epochs_raw),
+        "images_per_s": epochs_raw[-1]["images_per_s"],      # the last epoch: past warm-up
+        "seconds": epochs_raw[-1]["seconds"],
+    }
+
+
+def reference_train(data, model, decoder, batch, threads, steps, warmup, limit):
+    cmd = [sys.executable, REFERENCE, "--model", model, "--decoder", decoder or "tied", "--batch", str(batch),
+           "--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup), "--data", data,
+           "--limit", str(limit)]
+    wall, out = run(cmd)
+    r = json.loads(out.strip().splitlines()[-1])
+    r["wall_s"] = wall
+    return r
+
+
+def cell_key(label, batch, threads):
+    return f"{label}|b{batch}|t{threads}"
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(x, spec=".0f", missing="–"):
+    return missing if x is None else format(x, spec)
+
+
+def pct(x):
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+def verdict(ok):
+    return "–" if ok is None else ("pass" if ok else "short")
+
+
+def render(res):
+    L = []
+    m = res["meta"]
+    L.append(f"# matvae benchmark: {res['name']}")
+    L.append("")
+    L.append(f"commit `{m['commit']}`{' (dirty tree)' if m['dirty'] else ''}, {m['date']}, host {m['host']}, "
+             f"{m['cores']} cores ({m['cpu']}), load {m['loadavg_start']} at start / {m['loadavg_end']} at end"
+             f"{', **--quick-steps: indicative figures only**' if m['quick_steps'] else ''}.")
+    L.append("")
+    c = res["ceiling"]
+    L.append("## Targets")
+    L.append("")
+    L.append("| target | measured | goal | verdict |")
+    L.append("|---|---|---|---|")
+    for t in res["targets"]:
+        L.append(f"| {t['what']} | {t['measured']} | {t['goal']} | {verdict(t['pass'])} |")
+    L.append("")
+    L.append("## 1. Ceiling: float32 matrix product through torch")
+    L.append("")
+    if c.get("error"):
+        L.append(f"failed: {c['error']}")
+    else:
+        L.append(f"| threads | GFLOP/s ({c['size']}x{c['size']} @ {c['size']}x{c['size']}, {c['seconds']} s) |")
+        L.append("|---|---|")
+        for t, g in c["gflops"].items():
+            L.append(f"| {t} | {g:.1f} |")
+    L.append("")
+    L.append("## 2-3. Training throughput: matvae vs plain PyTorch reference")
+    L.append("")
+    L.append(f"images/s over {res['settings']['steps']} steps after warm-up (matvae: its last epoch of "
+             f"{res['settings']['epochs']}; reference: after {res['settings']['warmup']} warm-up steps). "
+             "GFLOP/s = images/s x 6 x MACs per image (decoder counted once per prefix for mrl-mmd). "
+             "% ceiling = matvae GFLOP/s / 2-thread ceiling.")
+    L.append("")
+    L.append("| model | batch | threads | matvae img/s | matvae GFLOP/s | % ceiling (2 thr) | reference img/s "
+             "| matvae / reference | ratio goal | ratio | ceiling goal | ceiling |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for cell in res["grid"]:
+        mv, rf = cell.get("matvae") or {}, cell.get("reference") or {}
+        ceil_goal = f"≥ {TARGET_CEILING:.0%}" if cell["ceiling_target"] else ""
+        L.append(f"| {cell['label']} | {cell['batch']} | {cell['threads']} | {fmt(mv.get('images_per_s'))} "
+                 f"| {fmt(cell.get('gflops'), '.1f')} | {pct(cell.get('ceiling_fraction'))} "
+                 f"| {fmt(rf.get('images_per_s'))} | {fmt(cell.get('ratio'), '.2f', '–')}{'x' if cell.get('ratio') else ''} "
+                 f"| ≥ {cell['ratio_goal']}x | {verdict(cell.get('ratio_pass'))} "
+                 f"| {ceil_goal} | {verdict(cell.get('ceiling_pass')) if cell['ceiling_target'] else ''} |")
+    errs = [f"{cell['label']} b{cell['batch']} t{cell['threads']}: {e}" for cell in res["grid"] for e in cell.get("errors", [])]
+    for e in errs:
+        L.append(f"\nfailed: {e}")
+    L.append("")
+    s = res["mrl_vs_separate"]
+    L.append(f"## 4. One MRL-MMD-VAE vs the {len(NESTING)} separate MMD-VAEs (latent {', '.join(map(str, NESTING))})")
+    L.append("")
+    L.append(f"{s['threads']} threads, batch {s['batch']}, {s['epochs']} epochs of {s['images_per_epoch']} images each; "
+             "training seconds (metrics.jsonl \"seconds\", test evaluation excluded), summed over the epochs.")
+    L.append("")
+    L.append("| run | training s | last epoch s |")
+    L.append("|---|---|---|")
+    for r in s["separate"]:
+        L.append(f"| mmd latent {r['latent']} | {fmt(r.get('train_seconds'), '.2f')} | {fmt(r.get('seconds'), '.2f')} |")
+    L.append(f"| **sum of separate** | {fmt(s.get('separate_seconds'), '.2f')} | {fmt(s.get('separate_last_epoch_seconds'), '.2f')} |")
+    for dec, r in s["mrl"].items():
+        L.append(f"| mrl-mmd {dec} | {fmt(r.get('train_seconds'), '.2f')} | {fmt(r.get('seconds'), '.2f')} |")
+    L.append("")
+    L.append("| MRL / separate | ratio (training s) | ratio (last epoch) | goal | verdict |")
+    L.append("|---|---|---|---|---|")
+    for dec, r in s["ratio"].items():
+        L.append(f"| {dec} | {fmt(r.get('total'), '.3f')} | {fmt(r.get('last_epoch'), '.3f')} | ≤ {TARGET_MRL} "
+                 f"| {verdict(None if r.get('total') is None else r['total'] <= TARGET_MRL)} |")
+    for e in s.get("errors", []):
+        L.append(f"\nfailed: {e}")
+    L.append("")
+    e = res["inference"]
+    L.append("## 5. Inference and evaluation (the mrl-mmd tied run of section 4)")
+    L.append("")
+    L.append("| what | wall s | images | images/s |")
+    L.append("|---|---|---|---|")
+    for k in ("encode_test", "encode_train"):
+        r = e.get(k)
+        if r:
+            L.append(f"| `matvae encode --split {r['split']} --dim {LATENT}` (end to end, all cores) "
+                     f"| {r['wall_s']:.2f} | {r['images']} | {r['images_per_s']:.0f} |")
+    if e.get("encode_marginal_images_per_s"):
+        L.append(f"| encode, marginal (train minus test: start-up removed) | | | {e['encode_marginal_images_per_s']:.0f} |")
+    if e.get("eval"):
+        r = e["eval"]
+        L.append(f"| `matvae eval --run` (probe + 1/5-NN + recon + MMD, prefixes {r['prefixes']}, "
+                 f"{r['threads']} threads, {r['train_images']} train / {r['test_images']} test images) "
+                 f"| {r['wall_s']:.1f} | | |")
+    for err in e.get("errors", []):
+        L.append(f"\nfailed: {err}")
+    L.append("")
+    q = res.get("quick_experiment")
+    L.append("## 6. `matvae experiment --profile quick`")
+    L.append("")
+    if not q:
+        L.append("not run (pass --with-quick).")
+    elif q.get("error"):
+        L.append(f"failed: {q['error']}")
+    else:
+        L.append(f"wall time {q['wall_s']:.0f} s"
+                 + (f"; before the issue {q['baseline_s']:.0f} s: {q['speedup']:.2f}x faster (goal ≥ {TARGET_QUICK}x)"
+                    if q.get("baseline_s") else " (pass --quick-baseline SECONDS to compare with the pre-issue time)."))
+    L.append("")
+    L.append("## Notes")
+    L.append("")
+    for n in res["notes"]:
+        L.append(f"- {n}")
+    return "\n".join(L) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+def git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except OSError:
+        return None
+
+
+def matvae_libraries():
+    try:
+        out = subprocess.run(["ldd", MATVAE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    except OSError:
+        return []
+    libs = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == "=>" and LIB_PATTERN.match(parts[0]):
+            libs.add(os.path.realpath(parts[2]))
+    return sorted(libs)
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", help="results name (default: <date>-<hostname>)")
+    ap.add_argument("--quick-steps", action="store_true",
+                    help="shrink every measurement to a few seconds (a smoke test; the figures mean little)")
+    ap.add_argument("--with-quick", action="store_true", help="also time `matvae experiment --profile quick` (~15 min)")
+    ap.add_argument("--quick-baseline", type=float, metavar="SECONDS",
+                    help="the pre-issue wall time of --profile quick, to report the speed-up against")
+    a = ap.parse_args()
+
+    if not os.access(MATVAE, os.X_OK):
+        sys.exit("bench: build/matvae is missing; run scripts/build first")
+    if not have_data(DATA):
+        sys.exit("bench: data/mnist is missing or incomplete; run build/matvae data fetch first")
+    host = socket.gethostname()
+    name = a.name or f"{datetime.date.today().isoformat()}-{host}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        sys.exit(f"bench: --name {name!r}: use letters, digits, '.', '_' and '-' only")
+
+    quick = a.quick_steps
+    steps = 4 if quick else 150        # steps per epoch (matvae) and timed steps (reference)
+    epochs = 2                         # matvae: the first epoch is the warm-up, the last is reported
+    warmup = 2 if quick else 5         # reference warm-up steps
+    ceiling_size, ceiling_seconds = (1024, 0.25) if quick else (2048, 1.0)
+
+    cores = os.cpu_count() or 1
+    res = {
+        "name": name,
+        "meta": {
+            "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "host": host,
+            "cores": cores,
+            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores,
+            "cpu": cpu_model(),
+            "matvae_version": "",
+            "python": sys.version.split()[0],
+            "quick_steps": quick,
+            "loadavg_start": loadavg(),
+            "loadavg_end": None,
+        },
+        "settings": {"steps": steps, "epochs": epochs, "warmup": warmup, "hidden": list(HIDDEN), "latent": LATENT,
+                     "nesting": list(NESTING), "batches": list(BATCHES), "threads": list(THREADS),
+                     "losses": LAMBDA_NOTE},
+        "ceiling": {},
+        "grid": [],
+        "mrl_vs_separate": {},
+        "inference": {},
+        "quick_experiment": None,
+        "targets": [],
+        "notes": [],
+    }
+    try:
+        res["meta"]["matvae_version"] = run([MATVAE, "--version"])[1].strip()
+    except (StepFailed, OSError):
+        pass
+    failures = []
+    tmp = tempfile.mkdtemp(prefix="matvae-bench-")
+    started = time.perf_counter()
+    try:
+        data = DATA
+        if quick:
+            data = os.path.join(tmp, "mnist-subset")
+            write_subset(DATA, data, 2048, 512)
+        res["settings"]["data"] = "data/mnist" if data == DATA else "first 2048 train / 512 test images of data/mnist"
+
+        # 1. ceiling
+        log("ceiling: float32 matrix product on 1 and 2 threads")
+        try:
+            _, out = run([sys.executable, CEILING, "--size", str(ceiling_size), "--seconds", str(ceiling_seconds),
+                          "--threads", ",".join(map(str, THREADS))])
+            res["ceiling"] = json.loads(out.strip().splitlines()[-1])
+        except (StepFailed, ValueError) as e:
+            res["ceiling"] = {"error": str(e), "gflops": {}}
+            failures.append(str(e))
+        ceiling2 = res["ceiling"].get("gflops", {}).get(str(max(THREADS)))
+        lib_m, lib_p = matvae_libraries(), res["ceiling"].get("libraries", [])
+        res["meta"]["libraries"] = {"matvae": lib_m, "python_torch": lib_p, "same": bool(lib_m) and set(lib_m) <= set(lib_p)}
+
+        # 2-3. training grid, matvae and the reference interleaved cell by cell
+        runs, dirs = {}, {}
+        for label, model, decoder in MODELS:
+            for batch in BATCHES:
+                for threads in THREADS:
+                    log(f"train {label}, batch {batch}, {threads} thread(s): matvae, then reference")
+                    cell = {"label": label, "model": model, "decoder": decoder, "batch": batch, "threads": threads,
+                            "macs_per_image": macs_per_image(model, decoder),
+                            "useful_flops_per_image": useful_flops_per_image(model, decoder),
+                            "ratio_goal": TARGET_RATIO[model],
+                            "ceiling_target": batch == max(BATCHES) and threads == max(THREADS),
+                            "errors": []}
+                    try:
+                        run_dir, mv = matvae_train(tmp, data, model, decoder, LATENT, batch, threads, steps, epochs,
+                                                   f"{model}-{decoder or 'single'}-b{batch}-t{threads}")
+                        runs[cell_key(label, batch, threads)] = mv
+                        dirs[cell_key(label, batch, threads)] = run_dir
+                        cell["matvae"] = mv
+                        cell["gflops"] = mv["images_per_s"] * cell["useful_flops_per_image"] / 1e9
+                        if ceiling2:
+                            cell["ceiling_fraction"] = cell["gflops"] / ceiling2
+                            if cell["ceiling_target"]:
+                                cell["ceiling_pass"] = cell["ceiling_fraction"] >= TARGET_CEILING
+                    except StepFailed as e:
+                        cell["errors"].append(str(e))
+                        failures.append(str(e))
+                    try:
+                        cell["reference"] = reference_train(data, model, decoder, batch, threads, steps, warmup,
+                                                            steps * batch)
+                    except (StepFailed, ValueError) as e:
+                        cell["errors"].append(str(e))
+                        failures.append(str(e))
+                    if cell.get("matvae") and cell.get("reference"):
+                        cell["ratio"] = cell["matvae"]["images_per_s"] / cell["reference"]["images_per_s"]
+                        cell["ratio_pass"] = cell["ratio"] >= cell["ratio_goal"]
+                    res["grid"].append(cell)
+
+        # 4. MRL vs the separate MMD-VAEs: 2 threads, batch 128, same images and epochs
+        b, t = min(BATCHES), max(THREADS)
+        s = {"batch": b, "threads": t, "epochs": epochs, "images_per_epoch": steps * b, "separate": [], "mrl": {},
+             "ratio": {}, "errors": []}
+        for m in NESTING:
+            log(f"separate mmd, latent {m}")
+            r = {"latent": m}
+            try:
+                if m == LATENT and cell_key("mmd", b, t) in runs:
+                    mv = runs[cell_key("mmd", b, t)]
+                else:
+                    _, mv = matvae_train(tmp, data, "mmd", None, m, b, t, steps, epochs, f"sep-mmd-{m}")
+                r.update({k: mv[k] for k in ("train_seconds", "seconds", "images_per_s", "epochs", "wall_s")})
+            except StepFailed as e:
+                s["errors"].append(str(e))
+                failures.append(str(e))
+            s["separate"].append(r)
+        ok = all("train_seconds" in r for r in s["separate"])
+        if ok:
+            s["separate_seconds"] = sum(r["train_seconds"] for r in s["separate"])
+            s["separate_last_epoch_seconds"] = sum(r["seconds"] for r in s["separate"])
+        for dec in ("tied", "separate"):
+            mv = runs.get(cell_key(f"mrl-mmd {dec}", b, t))
+            if not mv:
+                continue
+            s["mrl"][dec] = {k: mv[k] for k in ("train_seconds", "seconds", "images_per_s", "epochs", "wall_s")}
+            if ok:
+                s["ratio"][dec] = {"total": mv["train_seconds"] / s["separate_seconds"],
+                                   "last_epoch": mv["seconds"] / s["separate_last_epoch_seconds"]}
+        res["mrl_vs_separate"] = s
+
+        # 5. encode and eval on the mrl-mmd tied run
+        inf = {"errors": []}
+        mrl_dir = dirs.get(cell_key("mrl-mmd tied", b, t))
+        if mrl_dir:
+            n_split = {"test": idx_count(data, "t10k-images-idx3-ubyte"),
+                       "train": idx_count(data, "train-images-idx3-ubyte")}
+            for split in ("test", "train"):
+                log(f"encode {split} split")
+                try:
+                    wall, _ = run([MATVAE, "encode", "--run", mrl_dir, "--data", data, "--dim", str(LATENT),
+                                   "--split", split, "--out", os.path.join(tmp, f"codes-{split}.npy")])
+                    inf[f"encode_{split}"] = {"split": split, "wall_s": wall, "images": n_split[split],
+                                              "images_per_s": n_split[split] / wall}
+                except StepFailed as e:
+                    inf["errors"].append(str(e))
+                    failures.append(str(e))
+            if "encode_test" in inf and "encode_train" in inf:
+                dt = inf["encode_train"]["wall_s"] - inf["encode_test"]["wall_s"]
+                if dt > 0:
+                    inf["encode_marginal_images_per_s"] = (n_split["train"] - n_split["test"]) / dt
+            log(f"eval (probe + k-NN, {len(NESTING)} prefixes)")
+            try:
+                wall, _ = run([MATVAE, "eval", "--run", mrl_dir, "--threads", str(t)])
+                inf["eval"] = {"wall_s": wall, "threads": t, "prefixes": ",".join(map(str, NESTING)),
+                               "train_images": n_split["train"], "test_images": n_split["test"]}
+            except StepFailed as e:
+                inf["errors"].append(str(e))
+                failures.append(str(e))
+        else:
+            inf["errors"].append("no mrl-mmd tied run to encode with")
+        res["inference"] = inf
+
+        # 6. the quick experiment
+        if a.with_quick:
+            log("experiment --profile quick (about 15 minutes)")
+            q = {}
+            try:
+                wall, _ = run([MATVAE, "experiment", "--profile", "quick", "--out", os.path.join(tmp, "quick"),
+                               "--data-root", os.path.join(ROOT, "data"), "--quiet"])
+                q["wall_s"] = wall
+                if a.quick_baseline:
+                    q["baseline_s"] = a.quick_baseline
+                    q["speedup"] = a.quick_baseline / wall
+            except StepFailed as e:
+                q["error"] = str(e)
+                failures.append(str(e))
+            res["quick_experiment"] = q
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # targets
+    T = res["targets"]
+    for cell in res["grid"]:
+        if cell["ceiling_target"]:
+            T.append({"what": f"{cell['label']}: % of 2-thread ceiling, batch {cell['batch']}",
+                      "measured": pct(cell.get("ceiling_fraction")),
+                      "goal": f"≥ {TARGET_CEILING:.0%}", "pass": cell.get("ceiling_pass")})
+    for label, model, _ in MODELS:
+        cells = [c for c in res["grid"] if c["label"] == label and c.get("ratio") is not None]
+        worst = min(cells, key=lambda c: c["ratio"]) if cells else None
+        T.append({"what": f"{label}: matvae / reference, worst of batch x threads",
+                  "measured": f"{worst['ratio']:.2f}x (b{worst['batch']} t{worst['threads']})" if worst else "–",
+                  "goal": f"≥ {TARGET_RATIO[model]}x", "pass": None if not worst or len(cells) < len(BATCHES) * len(THREADS)
+                  else worst["ratio"] >= TARGET_RATIO[model]})
+    for dec, r in res["mrl_vs_separate"].get("ratio", {}).items():
+        T.append({"what": f"MRL ({dec}) / {len(NESTING)} separate MMD-VAEs, training time",
+                  "measured": f"{r['total']:.3f}", "goal": f"≤ {TARGET_MRL}", "pass": r["total"] <= TARGET_MRL})
+    q = res.get("quick_experiment")
+    T.append({"what": "experiment --profile quick, speed-up vs before the issue",
+              "measured": (f"{q['speedup']:.2f}x ({q['wall_s']:.0f} s)" if q and q.get("speedup") else
+                           f"{q['wall_s']:.0f} s" if q and q.get("wall_s") else "not run"),
+              "goal": f"≥ {TARGET_QUICK}x", "pass": (q["speedup"] >= TARGET_QUICK) if q and q.get("speedup") else None})
+
+    # notes
+    meta = res["meta"]
+    meta["loadavg_end"] = loadavg()
+    meta["seconds"] = time.perf_counter() - started
+    libs = meta.get("libraries", {})
+    N = res["notes"]
+    if libs.get("same"):
+        N.append("LibTorch C++ (matvae) and Debian's python3-torch load the same libtorch_cpu and BLAS "
+                 f"({', '.join(os.path.basename(p) for p in libs['matvae'])}), so the ceiling measured through "
+                 "Python torch is LibTorch's, and the matvae / reference ratio compares code, not libraries.")
+    else:
+        N.append("warning: matvae and python3-torch do not load the same torch/BLAS libraries "
+                 f"(matvae: {libs.get('matvae')}; python: {libs.get('python_torch')}): the ceiling and ratios are "
+                 "not like for like.")
+    N.append(f"Data: {res['settings']['data']}, held in memory; every run uses the first {steps} x batch training "
+             "images; seed 0. matvae's per-epoch test evaluation is not in its figures.")
+    N.append("Useful FLOPs count the layer products only (MMD kernels, losses and Adam are free), "
+             "forward + backward = 3 x forward for every layer.")
+    busy = meta["loadavg_start"] is not None and meta["loadavg_start"] > 0.5
+    if busy or (meta["loadavg_end"] is not None and meta["loadavg_end"] > max(THREADS) + 0.5):
+        N.append(f"warning: the machine was busy (load {meta['loadavg_start']} at start, {meta['loadavg_end']} at "
+                 "end): other work shares the cores, and 2-thread figures in particular suffer (a descheduled "
+                 "OpenMP thread stalls every parallel region). Rerun on an idle machine for figures to quote.")
+    if quick:
+        N.append(f"--quick-steps: {steps} steps per measurement, a {ceiling_size}-matrix ceiling and a data subset: "
+                 "a smoke test of the driver, not a measurement.")
+    N.append(f"Took {meta['seconds']:.0f} s.")
+
+    os.makedirs(RESULTS, exist_ok=True)
+    base = os.path.join(RESULTS, name)
+    text = render(res)
+    for path, body in ((base + ".json", json.dumps(res, indent=1) + "\n"), (base + ".md", text)):
+        with open(path + ".tmp", "w") as f:
+            f.write(body)
+        os.replace(path + ".tmp", path)
+    print(text)
+    log(f"written: {os.path.relpath(base, ROOT)}.json and .md")
+    if failures:
+        log(f"{len(failures)} measurement(s) failed; first: {failures[0]}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
