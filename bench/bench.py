@@ -32,16 +32,18 @@ LATENT = 64
 NESTING = (2, 4, 8, 16, 32, 64)
 LAMBDA_NOTE = "lambda 100, gaussian kernel exp(-|a-b|^2/(2m)), biased MMD, Adam lr 1e-3"
 BATCHES = (128, 256)
-THREADS = (1, 2)
+THREADS = (1, 2)           # the grid's thread counts (--quick-steps: 1 only; see main)
 # (label, model, decoder): the rows of the training grid.
 MODELS = (("vae", "vae", None), ("mmd", "mmd", None),
           ("mrl-mmd tied", "mrl-mmd", "tied"), ("mrl-mmd separate", "mrl-mmd", "separate"))
 
-TARGET_CEILING = 0.70     # of the 2-thread matmul ceiling, batch 256, single-model training
+TARGET_CEILING = 0.70     # of the matmul ceiling at the most threads (2), batch 256, single-model training
 TARGET_RATIO = {"vae": 1.3, "mmd": 1.3, "mrl-mmd": 2.0}   # matvae / reference images/s
 TARGET_MRL = 0.35         # MRL training time / sum of the separate models' training time
 TARGET_QUICK = 2.0        # speed-up of experiment --profile quick against the pre-issue time
 
+CEILING_THREADS = (1, 2)
+QUICK_SUBSET = (1024, 256)  # --quick-steps: train / test images
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 LIB_PATTERN = re.compile(r"^lib(torch_cpu|c10|blas|openblas|gomp|mkl)")
 
@@ -204,9 +206,9 @@ def render(res):
     L.append(f"images/s over {res['settings']['steps']} steps after warm-up (matvae: its last epoch of "
              f"{res['settings']['epochs']}; reference: after {res['settings']['warmup']} warm-up steps). "
              "GFLOP/s = images/s x 6 x MACs per image (decoder counted once per prefix for mrl-mmd). "
-             "% ceiling = matvae GFLOP/s / 2-thread ceiling.")
+             "% ceiling = matvae GFLOP/s / the ceiling on as many threads.")
     L.append("")
-    L.append("| model | batch | threads | matvae img/s | matvae GFLOP/s | % ceiling (2 thr) | reference img/s "
+    L.append("| model | batch | threads | matvae img/s | matvae GFLOP/s | % ceiling | reference img/s "
              "| matvae / reference | ratio goal | ratio | ceiling goal | ceiling |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for cell in res["grid"]:
@@ -224,7 +226,7 @@ def render(res):
     s = res["mrl_vs_separate"]
     L.append(f"## 4. One MRL-MMD-VAE vs the {len(NESTING)} separate MMD-VAEs (latent {', '.join(map(str, NESTING))})")
     L.append("")
-    L.append(f"{s['threads']} threads, batch {s['batch']}, {s['epochs']} epochs of {s['images_per_epoch']} images each; "
+    L.append(f"{s['threads']} thread{'s' if s['threads'] != 1 else ''}, batch {s['batch']}, {s['epochs']} epochs of {s['images_per_epoch']} images each; "
              "training seconds (metrics.jsonl \"seconds\", test evaluation excluded), summed over the epochs.")
     L.append("")
     L.append("| run | training s | last epoch s |")
@@ -258,7 +260,7 @@ def render(res):
     if e.get("eval"):
         r = e["eval"]
         L.append(f"| `matvae eval --run` (probe + 1/5-NN + recon + MMD, prefixes {r['prefixes']}, "
-                 f"{r['threads']} threads, {r['train_images']} train / {r['test_images']} test images) "
+                 f"{r['threads']} thread{'s' if r['threads'] != 1 else ''}, {r['train_images']} train / {r['test_images']} test images) "
                  f"| {r['wall_s']:.1f} | | |")
     for err in e.get("errors", []):
         L.append(f"\nfailed: {err}")
@@ -345,12 +347,14 @@ def main():
         sys.exit(f"bench: --name {name!r}: use letters, digits, '.', '_' and '-' only")
 
     quick = a.quick_steps
-    steps = 4 if quick else 150        # steps per epoch (matvae) and timed steps (reference)
+    steps = 3 if quick else 150        # steps per epoch (matvae) and timed steps (reference)
+    threads_list = (1,) if quick else THREADS
     epochs = 2                         # matvae: the first epoch is the warm-up, the last is reported
     warmup = 2 if quick else 5         # reference warm-up steps
     ceiling_size, ceiling_seconds = (1024, 0.25) if quick else (2048, 1.0)
 
     cores = os.cpu_count() or 1
+    res_threads = list(threads_list)
     res = {
         "name": name,
         "meta": {
@@ -368,7 +372,7 @@ def main():
             "loadavg_end": None,
         },
         "settings": {"steps": steps, "epochs": epochs, "warmup": warmup, "hidden": list(HIDDEN), "latent": LATENT,
-                     "nesting": list(NESTING), "batches": list(BATCHES), "threads": list(THREADS),
+                     "nesting": list(NESTING), "batches": list(BATCHES), "threads": res_threads,
                      "losses": LAMBDA_NOTE},
         "ceiling": {},
         "grid": [],
@@ -389,19 +393,20 @@ def main():
         data = DATA
         if quick:
             data = os.path.join(tmp, "mnist-subset")
-            write_subset(DATA, data, 2048, 512)
-        res["settings"]["data"] = "data/mnist" if data == DATA else "first 2048 train / 512 test images of data/mnist"
+            write_subset(DATA, data, *QUICK_SUBSET)
+        res["settings"]["data"] = ("data/mnist" if data == DATA else
+                                   f"first {QUICK_SUBSET[0]} train / {QUICK_SUBSET[1]} test images of data/mnist")
 
         # 1. ceiling
-        log("ceiling: float32 matrix product on 1 and 2 threads")
+        log("ceiling: float32 matrix product on " + " and ".join(map(str, CEILING_THREADS)) + " threads")
         try:
             _, out = run([sys.executable, CEILING, "--size", str(ceiling_size), "--seconds", str(ceiling_seconds),
-                          "--threads", ",".join(map(str, THREADS))])
+                          "--threads", ",".join(map(str, CEILING_THREADS))])
             res["ceiling"] = json.loads(out.strip().splitlines()[-1])
         except (StepFailed, ValueError) as e:
             res["ceiling"] = {"error": str(e), "gflops": {}}
             failures.append(str(e))
-        ceiling2 = res["ceiling"].get("gflops", {}).get(str(max(THREADS)))
+        ceiling = {int(k): v for k, v in res["ceiling"].get("gflops", {}).items()}
         lib_m, lib_p = matvae_libraries(), res["ceiling"].get("libraries", [])
         res["meta"]["libraries"] = {"matvae": lib_m, "python_torch": lib_p, "same": bool(lib_m) and set(lib_m) <= set(lib_p)}
 
@@ -409,13 +414,13 @@ def main():
         runs, dirs = {}, {}
         for label, model, decoder in MODELS:
             for batch in BATCHES:
-                for threads in THREADS:
+                for threads in threads_list:
                     log(f"train {label}, batch {batch}, {threads} thread(s): matvae, then reference")
                     cell = {"label": label, "model": model, "decoder": decoder, "batch": batch, "threads": threads,
                             "macs_per_image": macs_per_image(model, decoder),
                             "useful_flops_per_image": useful_flops_per_image(model, decoder),
                             "ratio_goal": TARGET_RATIO[model],
-                            "ceiling_target": batch == max(BATCHES) and threads == max(THREADS),
+                            "ceiling_target": batch == max(BATCHES) and threads == max(threads_list),
                             "errors": []}
                     try:
                         run_dir, mv = matvae_train(tmp, data, model, decoder, LATENT, batch, threads, steps, epochs,
@@ -424,8 +429,8 @@ def main():
                         dirs[cell_key(label, batch, threads)] = run_dir
                         cell["matvae"] = mv
                         cell["gflops"] = mv["images_per_s"] * cell["useful_flops_per_image"] / 1e9
-                        if ceiling2:
-                            cell["ceiling_fraction"] = cell["gflops"] / ceiling2
+                        if ceiling.get(threads):
+                            cell["ceiling_fraction"] = cell["gflops"] / ceiling[threads]
                             if cell["ceiling_target"]:
                                 cell["ceiling_pass"] = cell["ceiling_fraction"] >= TARGET_CEILING
                     except StepFailed as e:
@@ -443,7 +448,7 @@ def main():
                     res["grid"].append(cell)
 
         # 4. MRL vs the separate MMD-VAEs: 2 threads, batch 128, same images and epochs
-        b, t = min(BATCHES), max(THREADS)
+        b, t = min(BATCHES), max(threads_list)
         s = {"batch": b, "threads": t, "epochs": epochs, "images_per_epoch": steps * b, "separate": [], "mrl": {},
              "ratio": {}, "errors": []}
         for m in NESTING:
@@ -527,7 +532,7 @@ def main():
     T = res["targets"]
     for cell in res["grid"]:
         if cell["ceiling_target"]:
-            T.append({"what": f"{cell['label']}: % of 2-thread ceiling, batch {cell['batch']}",
+            T.append({"what": f"{cell['label']}: % of the {cell['threads']}-thread ceiling, batch {cell['batch']}",
                       "measured": pct(cell.get("ceiling_fraction")),
                       "goal": f"≥ {TARGET_CEILING:.0%}", "pass": cell.get("ceiling_pass")})
     for label, model, _ in MODELS:
@@ -535,7 +540,7 @@ def main():
         worst = min(cells, key=lambda c: c["ratio"]) if cells else None
         T.append({"what": f"{label}: matvae / reference, worst of batch x threads",
                   "measured": f"{worst['ratio']:.2f}x (b{worst['batch']} t{worst['threads']})" if worst else "–",
-                  "goal": f"≥ {TARGET_RATIO[model]}x", "pass": None if not worst or len(cells) < len(BATCHES) * len(THREADS)
+                  "goal": f"≥ {TARGET_RATIO[model]}x", "pass": None if not worst or len(cells) < len(BATCHES) * len(threads_list)
                   else worst["ratio"] >= TARGET_RATIO[model]})
     for dec, r in res["mrl_vs_separate"].get("ratio", {}).items():
         T.append({"what": f"MRL ({dec}) / {len(NESTING)} separate MMD-VAEs, training time",
@@ -552,6 +557,12 @@ def main():
     meta["seconds"] = time.perf_counter() - started
     libs = meta.get("libraries", {})
     N = res["notes"]
+    built = re.search(r"commit ([0-9a-f]{7,})", meta.get("matvae_version", ""))
+    head = git("rev-parse", "HEAD")
+    meta["matvae_commit"] = built.group(1) if built else None
+    if built and head and not head.startswith(built.group(1)):
+        N.append(f"warning: build/matvae was built from commit {built.group(1)[:7]}, but HEAD is {meta['commit']}: "
+                 "run scripts/build for figures of the current code.")
     if libs.get("same"):
         N.append("LibTorch C++ (matvae) and Debian's python3-torch load the same libtorch_cpu and BLAS "
                  f"({', '.join(os.path.basename(p) for p in libs['matvae'])}), so the ceiling measured through "
@@ -565,12 +576,13 @@ def main():
     N.append("Useful FLOPs count the layer products only (MMD kernels, losses and Adam are free), "
              "forward + backward = 3 x forward for every layer.")
     busy = meta["loadavg_start"] is not None and meta["loadavg_start"] > 0.5
-    if busy or (meta["loadavg_end"] is not None and meta["loadavg_end"] > max(THREADS) + 0.5):
+    if busy or (meta["loadavg_end"] is not None and meta["loadavg_end"] > max(threads_list) + 0.5):
         N.append(f"warning: the machine was busy (load {meta['loadavg_start']} at start, {meta['loadavg_end']} at "
                  "end): other work shares the cores, and 2-thread figures in particular suffer (a descheduled "
                  "OpenMP thread stalls every parallel region). Rerun on an idle machine for figures to quote.")
     if quick:
-        N.append(f"--quick-steps: {steps} steps per measurement, a {ceiling_size}-matrix ceiling and a data subset: "
+        N.append(f"--quick-steps: {steps} steps per measurement, 1 thread only (sections 2-5), a "
+                 f"{ceiling_size}-matrix ceiling and a {QUICK_SUBSET[0]}/{QUICK_SUBSET[1]}-image data subset: "
                  "a smoke test of the driver, not a measurement.")
     N.append(f"Took {meta['seconds']:.0f} s.")
 

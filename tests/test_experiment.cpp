@@ -54,6 +54,7 @@ TEST_F(ExperimentTest, ResultsJsonHasEveryRowAndMetric) {
   const json doc = json::parse(read_text(results() / "results.json"));
   EXPECT_FALSE(doc["commit"].get<std::string>().empty());
   EXPECT_TRUE(doc["machine"].contains("cores"));
+  EXPECT_TRUE(contains(doc["machine"]["blas"].get<std::string>(), "blas")) << doc["machine"].dump();
   for (const char* dataset : {"mnist", "fashion-mnist"}) {
     for (const auto& row : matvae::experiment_rows()) {
       for (const char* m : {"2", "8"}) {

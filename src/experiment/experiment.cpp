@@ -209,6 +209,7 @@ json machine_info(int64_t threads) {
   json j;
   j["cores"] = std::thread::hardware_concurrency();
   j["threads"] = threads > 0 ? threads : static_cast<int64_t>(std::thread::hardware_concurrency());
+  j["blas"] = blas_libraries();
   set_threads(1);
   j["matmul_gflops_1_thread"] = measure_matmul_gflops(512, 0.3);
   set_threads(threads);

@@ -139,11 +139,12 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
   md += fmt::format("# matvae comparison report: profile `{}`\n\n", doc["profile"].get<std::string>());
   md += fmt::format(
       "Generated from `results.json` by {}, commit `{}`; every number below is read from that file. "
-      "Seeds: {} ({}). Machine: {} cores, {} threads, float32 matmul {:.1f} GFLOP/s on 1 thread, {:.1f} on all. "
+      "Seeds: {} ({}). Machine: {} cores, {} threads, BLAS {}, float32 matmul {:.1f} GFLOP/s on 1 thread, {:.1f} on all. "
       "Wall time of the whole experiment run: {:.0f} s.\n\n",
       doc.value("tool", std::string("matvae")), doc["commit"].get<std::string>(), n_seeds, o["seeds"].dump(),
       doc["machine"].value("cores", 0), doc["machine"].value("threads", 0),
-      doc["machine"].value("matmul_gflops_1_thread", 0.0), doc["machine"].value("matmul_gflops_all_threads", 0.0),
+      doc["machine"].value("blas", std::string("unknown")), doc["machine"].value("matmul_gflops_1_thread", 0.0),
+      doc["machine"].value("matmul_gflops_all_threads", 0.0),
       doc.value("wall_seconds", 0.0));
   if (doc.contains("profile_settings")) {
     const auto& p = doc["profile_settings"];

@@ -5,14 +5,36 @@
 
 #include <chrono>
 #include <ctime>
+#include <fstream>
+#include <set>
+#include <string>
 
 #include <fmt/format.h>
+
+#include MATVAE_COMMIT_HEADER  // MATVAE_GIT_COMMIT, rewritten by every build (cmake/git_commit.cmake)
 
 namespace matvae {
 
 std::string git_commit() { return MATVAE_GIT_COMMIT; }
 
 std::string version_string() { return fmt::format("matvae {} (commit {})", MATVAE_VERSION, MATVAE_GIT_COMMIT); }
+
+std::string blas_libraries() {
+  std::ifstream maps("/proc/self/maps");
+  std::set<std::string> found;
+  std::string line;
+  while (std::getline(maps, line)) {
+    const size_t slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    const std::string file = path.substr(path.rfind('/') + 1);
+    if (file.find("blas") != std::string::npos || file.find("mkl") != std::string::npos) found.insert(path);
+  }
+  if (found.empty()) return "unknown";
+  std::string out;
+  for (const auto& f : found) out += (out.empty() ? "" : ", ") + f;
+  return out;
+}
 
 double measure_matmul_gflops(int64_t n, double seconds) {
   torch::NoGradGuard no_grad;

@@ -13,6 +13,10 @@ std::string git_commit();
 /// measured with n x n products for about `seconds`.
 double measure_matmul_gflops(int64_t n = 512, double seconds = 0.2);
 
+/// The BLAS libraries mapped into this process (from /proc/self/maps), e.g.
+/// "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblasp-r0.3.21.so"; "unknown" where not readable.
+std::string blas_libraries();
+
 /// A one-line warning if matrix products are far below what an optimised BLAS gives on this kind
 /// of CPU (the reference BLAS is ~10x slower), naming the fix; empty if all is well.
 std::string blas_warning();
