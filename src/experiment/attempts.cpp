@@ -53,6 +53,11 @@ const std::vector<MrlVariant>& mrl_variants() {
          const double l = c.lambda;
          c.lambdas = per_prefix(c, [l](double r) { return l / std::sqrt(r); });
        }},
+      {"separate+c-sqrt", "separate first decoder layers and weights c_m = sqrt(D/m)",
+       [](TrainConfig& c) {
+         c.decoder = "separate";
+         c.weights = per_prefix(c, [](double r) { return std::sqrt(1.0 / r); });
+       }},
       {"separate+c-log", "separate first decoder layers and weights c_m = log2(D/m) + 1",
        [](TrainConfig& c) {
          c.decoder = "separate";

@@ -146,6 +146,16 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
       doc["machine"].value("blas", std::string("unknown")), doc["machine"].value("matmul_gflops_1_thread", 0.0),
       doc["machine"].value("matmul_gflops_all_threads", 0.0),
       doc.value("wall_seconds", 0.0));
+  {
+    const double load = doc["machine"].value("load_average_start", -1.0);
+    const double cores = doc["machine"].value("cores", 0);
+    if (load >= 0.5)
+      md += fmt::format(
+          "**Timing caveat.** The machine's load average was {:.1f} when the experiment started ({:.0f} cores), so "
+          "other work shared the CPU: wall and training times below are inflated and uneven between models. The "
+          "accuracy and loss numbers are unaffected.\n\n",
+          load, cores);
+  }
   if (doc.contains("profile_settings")) {
     const auto& p = doc["profile_settings"];
     md += fmt::format(
