@@ -149,7 +149,7 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
   {
     const double load = doc["machine"].value("load_average_start", -1.0);
     const double cores = doc["machine"].value("cores", 0);
-    if (load >= 0.5)
+    if (load > std::max(1.0, cores / 2))  // more than half the cores busy before we began
       md += fmt::format(
           "**Timing caveat.** The machine's load average was {:.1f} when the experiment started ({:.0f} cores), so "
           "other work shared the CPU: wall and training times below are inflated and uneven between models. The "
