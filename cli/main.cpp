@@ -12,6 +12,7 @@
 #include "matvae/experiment/experiment.h"
 #include "matvae/experiment/model_eval.h"
 #include "matvae/report/progress_bar.h"
+#include "matvae/report/report.h"
 #include "matvae/train/config.h"
 #include "matvae/train/trainer.h"
 #include "matvae/util/error.h"
@@ -271,6 +272,11 @@ int main(int argc, char** argv) {
   enc->add_option("--out", enc_args.out, "Output .npy file (labels go to <name>.labels.npy)")->required();
   enc->add_option("--split", enc_args.split, "train | test")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
 
+  std::string report_results, report_out;
+  auto* report = app.add_subcommand("report", "Write REPORT.md and the plots again from a results.json");
+  report->add_option("--results", report_results, "results.json of an experiment")->required();
+  report->add_option("--out", report_out, "Folder for REPORT.md and the plots (default: that of --results)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -291,6 +297,13 @@ int main(int argc, char** argv) {
     if (exp->parsed()) return run_experiment(exp_args);
     if (eval->parsed()) return run_eval(eval_args);
     if (enc->parsed()) return run_encode(enc_args);
+    if (report->parsed()) {
+      const std::filesystem::path results(report_results);
+      const std::filesystem::path out = report_out.empty() ? results.parent_path() : std::filesystem::path(report_out);
+      matvae::write_report(results, out.empty() ? std::filesystem::path(".") : out);
+      std::cout << "written: " << (out / "REPORT.md").string() << "\n";
+      return 0;
+    }
     std::cerr << "matvae: no command given (see --help)\n";
     return 2;
   } catch (const matvae::UsageError& e) {

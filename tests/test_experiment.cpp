@@ -136,6 +136,17 @@ TEST_F(ExperimentTest, ReportNumbersAreThoseOfResultsJson) {
     EXPECT_TRUE(contains(section.substr(0, section.find("**Training time.**")), expected)) << dataset << ": " << expected;
   }
   EXPECT_TRUE(contains(md, "The `mrl-mmd` row is the variant"));
+
+  // `matvae report` writes the same page again from results.json alone.
+  matvae_test::TempDir again;
+  for (const auto& e : fs::directory_iterator(results()))  // the pictures the experiment drew
+    if (e.path().extension() == ".png" || e.path().filename().string().rfind("scatter_", 0) == 0)
+      fs::copy_file(e.path(), again.path() / e.path().filename());
+  const auto r = matvae_test::run_matvae(
+      {"report", "--results", (results() / "results.json").string(), "--out", again.path().string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_text(again.path() / "REPORT.md"), md);
+  EXPECT_TRUE(fs::exists(again.path() / "probe_mnist.svg"));
 }
 
 TEST_F(ExperimentTest, RerunReusesCachedModelsAndGivesTheSameResults) {

@@ -13,6 +13,7 @@
 #include "matvae/report/svg_plot.h"
 #include "matvae/util/error.h"
 #include "matvae/util/file_io.h"
+#include "matvae/util/machine.h"
 
 namespace matvae {
 namespace fs = std::filesystem;
@@ -138,10 +139,11 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
   std::string md;
   md += fmt::format("# matvae comparison report: profile `{}`\n\n", doc["profile"].get<std::string>());
   md += fmt::format(
-      "Generated from `results.json` by {}, commit `{}`; every number below is read from that file. "
+      "Every number below is read from `results.json`, written by {} at commit `{}`; this page by commit `{}`. "
       "Seeds: {} ({}). Machine: {} cores, {} threads, BLAS {}, float32 matmul {:.1f} GFLOP/s on 1 thread, {:.1f} on all. "
       "Wall time of the whole experiment run: {:.0f} s.\n\n",
-      doc.value("tool", std::string("matvae")), doc["commit"].get<std::string>(), n_seeds, o["seeds"].dump(),
+      std::string("matvae"), doc["commit"].get<std::string>(), git_commit(), n_seeds,
+      o["seeds"].dump(),
       doc["machine"].value("cores", 0), doc["machine"].value("threads", 0),
       doc["machine"].value("blas", std::string("unknown")), doc["machine"].value("matmul_gflops_1_thread", 0.0),
       doc["machine"].value("matmul_gflops_all_threads", 0.0),
