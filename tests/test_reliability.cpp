@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 #include "matvae/experiment/experiment.h"
 #include "matvae/losses/mmd.h"
@@ -670,21 +671,18 @@ std::vector<Case> cases() {
     write_bytes(e.eval_cache, doc.dump(1));
     return Invocation{experiment_args(e.out), {s(e.eval_cache), "checksum mismatch"}};
   });
-  add("ResultsCacheNotJson", 1, [](Ctx& c) {
-    const auto e = copy_experiment(c);
-    write_bytes(e.eval_cache, std::string("{\"sha256\": \"0"));
-    return Invocation{experiment_args(e.out), {s(e.eval_cache), "not JSON"}};
-  });
-  add("ResultsCacheEmpty", 1, [](Ctx& c) {
-    const auto e = copy_experiment(c);
-    write_bytes(e.eval_cache, std::string());
-    return Invocation{experiment_args(e.out), {s(e.eval_cache), "damaged cached result"}};
-  });
-  add("ResultsCacheFieldsMissing", 1, [](Ctx& c) {
-    const auto e = copy_experiment(c);
-    write_bytes(e.eval_cache, std::string("{\"payload\": {}}"));
-    return Invocation{experiment_args(e.out), {s(e.eval_cache), "missing fields"}};
-  });
+  // Damaged in place: bytes that are not JSON, nothing at all, JSON without the checksum envelope.
+  for (const auto& [name, text, mention] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"ResultsCacheNotJson", "{\"sha256\": \"0", "not JSON"},
+           {"ResultsCacheEmpty", "", "damaged cached result"},
+           {"ResultsCacheFieldsMissing", "{\"payload\": {}}", "missing fields"}}) {
+    add(name, 1, [text = text, mention = mention](Ctx& c) {
+      const auto e = copy_experiment(c);
+      write_bytes(e.eval_cache, text);
+      return Invocation{experiment_args(e.out), {s(e.eval_cache), mention}};
+    });
+  }
   add("ExperimentModelCheckpointTruncated", 1, [](Ctx& c) {
     const auto e = copy_experiment(c);
     fs::remove(e.eval_cache);  // so that the model must be loaded again

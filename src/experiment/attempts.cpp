@@ -18,50 +18,56 @@ std::vector<double> per_prefix(const TrainConfig& c, const std::function<double(
   return v;
 }
 
+// The levers; the variants below are these alone or combined.
+void separate_decoder(TrainConfig& c) { c.decoder = "separate"; }
+void weights_log(TrainConfig& c) {
+  c.weights = per_prefix(c, [](double r) { return std::log2(1.0 / r) + 1.0; });
+}
+void weights_sqrt(TrainConfig& c) {
+  c.weights = per_prefix(c, [](double r) { return std::sqrt(1.0 / r); });
+}
+void warmup_quarter(TrainConfig& c) { c.warmup = std::max(0.5, static_cast<double>(c.epochs) / 4.0); }
+/// lambda_m = f(lambda, m / D).
+void lambdas_by(TrainConfig& c, double (*f)(double, double)) {
+  const double l = c.lambda;
+  c.lambdas = per_prefix(c, [l, f](double r) { return f(l, r); });
+}
+double times_sqrt(double l, double r) { return l * std::sqrt(r); }
+double times(double l, double r) { return l * r; }
+double over_sqrt(double l, double r) { return l / std::sqrt(r); }
+
 }  // namespace
 
 const std::vector<MrlVariant>& mrl_variants() {
   static const std::vector<MrlVariant> kVariants = {
       {"naive", "the plain Matryoshka loss: c_m = 1, tied decoder, lambda for every prefix",
        [](TrainConfig&) {}},
-      {"separate", "a separate first decoder layer per prefix (MRL rather than MRL-E)",
-       [](TrainConfig& c) { c.decoder = "separate"; }},
+      {"separate", "a separate first decoder layer per prefix (MRL rather than MRL-E)", separate_decoder},
       {"c-log", "weights c_m = log2(D/m) + 1, favouring the small prefixes (6, 5, ..., 1 for D = 64)",
-       [](TrainConfig& c) { c.weights = per_prefix(c, [](double r) { return std::log2(1.0 / r) + 1.0; }); }},
-      {"c-sqrt", "weights c_m = sqrt(D/m), favouring the small prefixes more steeply",
-       [](TrainConfig& c) { c.weights = per_prefix(c, [](double r) { return std::sqrt(1.0 / r); }); }},
+       weights_log},
+      {"c-sqrt", "weights c_m = sqrt(D/m), favouring the small prefixes more steeply", weights_sqrt},
       {"warmup", "the MMD weight ramps up from 0 over the first quarter of training (at least half an epoch)",
-       [](TrainConfig& c) { c.warmup = std::max(0.5, static_cast<double>(c.epochs) / 4.0); }},
+       warmup_quarter},
       {"lambda-light-small", "lambda_m = lambda * sqrt(m/D): a looser prior match at small prefixes",
-       [](TrainConfig& c) {
-         const double l = c.lambda;
-         c.lambdas = per_prefix(c, [l](double r) { return l * std::sqrt(r); });
-       }},
+       [](TrainConfig& c) { lambdas_by(c, times_sqrt); }},
       {"lambda-linear", "lambda_m = lambda * m/D: the prior match loosened in proportion at small prefixes",
-       [](TrainConfig& c) {
-         const double l = c.lambda;
-         c.lambdas = per_prefix(c, [l](double r) { return l * r; });
-       }},
+       [](TrainConfig& c) { lambdas_by(c, times); }},
       {"lambda-light-small+warmup", "lambda_m = lambda * sqrt(m/D) and the warm-up above",
        [](TrainConfig& c) {
-         const double l = c.lambda;
-         c.lambdas = per_prefix(c, [l](double r) { return l * std::sqrt(r); });
-         c.warmup = std::max(0.5, static_cast<double>(c.epochs) / 4.0);
+         lambdas_by(c, times_sqrt);
+         warmup_quarter(c);
        }},
       {"lambda-heavy-small", "lambda_m = lambda * sqrt(D/m): a tighter prior match at small prefixes",
-       [](TrainConfig& c) {
-         const double l = c.lambda;
-         c.lambdas = per_prefix(c, [l](double r) { return l / std::sqrt(r); });
-       }},
+       [](TrainConfig& c) { lambdas_by(c, over_sqrt); }},
       {"separate+c-sqrt", "separate first decoder layers and weights c_m = sqrt(D/m)",
        [](TrainConfig& c) {
-         c.decoder = "separate";
-         c.weights = per_prefix(c, [](double r) { return std::sqrt(1.0 / r); });
+         separate_decoder(c);
+         weights_sqrt(c);
        }},
       {"separate+c-log", "separate first decoder layers and weights c_m = log2(D/m) + 1",
        [](TrainConfig& c) {
-         c.decoder = "separate";
-         c.weights = per_prefix(c, [](double r) { return std::log2(1.0 / r) + 1.0; });
+         separate_decoder(c);
+         weights_log(c);
        }},
   };
   return kVariants;

@@ -80,11 +80,11 @@ Dataset random_subset(const Dataset& d, int64_t n) {
   return out;
 }
 
-/// Rows [start, start + n) of `d` (a view).
-Dataset rows_of(const Dataset& d, int64_t start, int64_t n) {
+/// The last n rows of `d` (a view): Dataset::head's other end.
+Dataset tail(const Dataset& d, int64_t n) {
   Dataset out = d;
-  out.images = d.images.narrow(0, start, n);
-  out.labels = d.labels.narrow(0, start, n);
+  out.images = d.images.narrow(0, d.size() - n, n);
+  out.labels = d.labels.narrow(0, d.size() - n, n);
   return out;
 }
 
@@ -101,8 +101,8 @@ ValidationSplit validation_split(const Dataset& train, const ExperimentProfile& 
   ValidationSplit v;
   v.fit_rows = n - n_val;
   v.train_limit = p.train_limit > 0 ? std::min(p.train_limit, v.fit_rows) : v.fit_rows;
-  v.data.train = random_subset(rows_of(train, 0, v.fit_rows), p.eval_train_limit);
-  v.data.test = random_subset(rows_of(train, v.fit_rows, n_val), p.eval_test_limit);
+  v.data.train = random_subset(train.head(v.fit_rows), p.eval_train_limit);
+  v.data.test = random_subset(tail(train, n_val), p.eval_test_limit);
   return v;
 }
 
@@ -203,14 +203,6 @@ void write_mrl_figures(Vae& model, const TrainTest& data, const fs::path& out, c
   }
   for (int64_t k = 0; k < data.train.num_classes; ++k) plot.class_names.push_back(std::to_string(k));
   write_scatter_svg(out / fmt::format("scatter_m2_{}.svg", dataset), plot);
-}
-
-/// The 1-minute load average, or -1 where /proc/loadavg cannot be read.
-double load_average() {
-  std::ifstream in("/proc/loadavg");
-  double load = -1;
-  if (!(in >> load)) return -1;
-  return load;
 }
 
 json machine_info(int64_t threads) {
@@ -328,7 +320,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     out.interrupted = true;
     return out;
   };
-  // Lists a model in results.json (what the report's run table shows) and returns its training time.
+  // Lists a model in results.json (what the report's run table shows), with its training time.
   auto note_model = [&](const ModelJob& job) {
     json j;
     j["dataset"] = job.dataset;
@@ -339,10 +331,12 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     j["run_dir"] = fs::relative(job.dir, o.out).string();
     j["train_seconds"] = train_seconds(job.dir);
     models[job.dir.filename().string()] = j;
-    return j["train_seconds"].get<double>();
   };
-  // Trains (or finds) one model and evaluates it on `eval_data` at `dims`, cached in `cache_name`
-  // inside its run folder; null if interrupted.
+  auto seconds_of = [&](const ModelJob& job) {  // as noted, not read again from metrics.jsonl
+    return models[job.dir.filename().string()]["train_seconds"].get<double>();
+  };
+  // Trains (or finds) one model and runs `eval` on it at `dims`, cached in `cache_name` inside its
+  // run folder; null if interrupted.
   auto train_and_eval = [&](const ModelJob& job, const std::string& cache_name, const std::vector<int64_t>& dims,
                             const std::function<json(Vae&, const TrainConfig&, const std::vector<int64_t>&)>& eval) {
     if (stopped() || !ensure_trained(job, o)) return json();
@@ -450,7 +444,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
       const ModelJob mrl = job_for("mrl-mmd", profile.latent);
       if (rows.count("mrl-mmd")) {
         if (!run_row("mrl-mmd", mrl, o.dims, test_eval(false))) return interrupted();
-        mrl_seconds = train_seconds(mrl.dir);
+        mrl_seconds = seconds_of(mrl);
       }
       if (rows.count("mrl-vae") && !run_row("mrl-vae", job_for("mrl-vae", profile.latent), o.dims, test_eval(false)))
         return interrupted();
@@ -460,7 +454,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
         for (int64_t m : o.dims) {
           const ModelJob job = job_for(kind, m);
           if (!run_row(row, job, {m}, test_eval(false))) return interrupted();
-          if (row == "mmd-at-m") separate_seconds += train_seconds(job.dir);
+          if (row == "mmd-at-m") separate_seconds += seconds_of(job);
         }
       }
       const ModelJob full_mmd = job_for("mmd", profile.latent);

@@ -36,6 +36,13 @@ std::string blas_libraries() {
   return out;
 }
 
+double load_average() {
+  std::ifstream in("/proc/loadavg");
+  double load = -1;
+  if (!(in >> load)) return -1;
+  return load;
+}
+
 double measure_matmul_gflops(int64_t n, double seconds) {
   torch::NoGradGuard no_grad;
   const auto a = torch::rand({n, n});

@@ -17,6 +17,9 @@ double measure_matmul_gflops(int64_t n = 512, double seconds = 0.2);
 /// "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblasp-r0.3.21.so"; "unknown" where not readable.
 std::string blas_libraries();
 
+/// The 1-minute load average, or -1 where /proc/loadavg cannot be read.
+double load_average();
+
 /// A one-line warning if matrix products are far below what an optimised BLAS gives on this kind
 /// of CPU (the reference BLAS is ~10x slower), naming the fix; empty if all is well.
 std::string blas_warning();
