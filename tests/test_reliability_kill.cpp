@@ -148,7 +148,7 @@ struct ToyExperiment {
   ToyExperiment() { write_small_idx_folder(tmp / "data" / "toy", 600, 100, 28, 28, 10); }
   std::vector<std::string> args(const fs::path& out) const {
     return {"experiment", "--profile", "tiny", "--datasets", "toy", "--data-root", (tmp / "data").string(),
-            "--dims", "2,4,8", "--rows", "mrl-mmd,mmd-at-m,mmd-trunc,pca", "--epochs", "6", "--threads", "1", "--quiet",
+            "--dims", "2,4,8", "--rows", "mrl-mmd,mmd-at-m,mmd-trunc,pca", "--epochs", "20", "--threads", "1", "--quiet",
             "--out", out.string()};
   }
 };

@@ -359,13 +359,14 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
     save_state(dir / kStateFile, model, optimizer, gen, next, config, metric_lines);
   }
 
-  // Final weights and pictures.
+  // Pictures, then the final weights: checkpoint.pt marks a finished run (the experiment skips
+  // such runs), so it comes last and a kill before it leaves a run that resume completes.
+  write_grids(model, config, test_data, dir);
   torch::serialize::OutputArchive archive, model_archive;
   model->save(model_archive);
   archive.write("model", model_archive);
   archive.write("config_hash", c10::IValue(config_hash(config)));
   save_archive(archive, dir / kCheckpointFile);
-  write_grids(model, config, test_data, dir);
 
   if (result.last_metrics.is_null() && !metric_lines.empty())
     result.last_metrics = nlohmann::ordered_json::parse(metric_lines.back());
