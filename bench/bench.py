@@ -41,6 +41,8 @@ TARGET_CEILING = 0.70     # of the matmul ceiling at the most threads (2), batch
 TARGET_RATIO = {"vae": 1.3, "mmd": 1.3, "mrl-mmd": 2.0}   # matvae / reference images/s
 TARGET_MRL = 0.35         # MRL training time / sum of the separate models' training time
 TARGET_QUICK = 2.0        # speed-up of experiment --profile quick against the pre-issue time
+PREFIX_SAMPLES = (2,)     # section 4 also times MRL training S random prefixes per step (--prefix-sample S)
+QUICK_METRICS = ("probe", "knn1", "knn5", "recon", "mse", "mmd")
 
 CEILING_THREADS = (1, 2)
 QUICK_SUBSET = (1024, 256)  # --quick-steps: train / test images
@@ -122,13 +124,14 @@ def write_subset(src, dst, n_train, n_test):
 
 # ---------------------------------------------------------------- measurements
 
-def matvae_train(tmp, data, model, decoder, latent, batch, threads, steps, epochs, tag):
+def matvae_train(tmp, data, model, decoder, latent, batch, threads, steps, epochs, tag, extra=()):
     out = os.path.join(tmp, tag)
     cmd = [MATVAE, "train", "--model", model, "--data", data, "--latent", str(latent),
            "--hidden", ",".join(map(str, HIDDEN)), "--batch-size", str(batch), "--epochs", str(epochs),
            "--limit", str(steps * batch), "--threads", str(threads), "--seed", "0", "--quiet", "--out", out]
     if model == "mrl-mmd":
         cmd += ["--nesting", ",".join(map(str, NESTING)), "--decoder", decoder]
+    cmd += list(extra)
     wall, _ = run(cmd)
     with open(os.path.join(out, "metrics.jsonl")) as f:
         lines = [json.loads(l) for l in f if l.strip()]
@@ -154,6 +157,38 @@ def reference_train(data, model, decoder, batch, threads, steps, warmup, limit):
     r = json.loads(out.strip().splitlines()[-1])
     r["wall_s"] = wall
     return r
+
+
+def quick_experiment(binary, out):
+    """Wall seconds of `experiment --profile quick` (all cores) with `binary`, and the load at its start."""
+    log(f"experiment --profile quick with {binary} (about 5-8 minutes)")
+    load = loadavg()
+    wall, _ = run([binary, "experiment", "--profile", "quick", "--out", out, "--data-root", os.path.join(ROOT, "data"),
+                   "--quiet"])
+    return wall, load
+
+
+def compare_results(before_path, after_path):
+    """Per metric, the largest |after - before| over every dataset, row, m and seed both results.json hold."""
+    with open(before_path) as f:
+        before = json.load(f)["results"]
+    with open(after_path) as f:
+        after = json.load(f)["results"]
+    worst = {}
+    for ds, rows in after.items():
+        for row, per_m in rows.items():
+            for m, per_seed in per_m.items():
+                for seed, metrics in per_seed.items():
+                    old = before.get(ds, {}).get(row, {}).get(m, {}).get(seed)
+                    if not old:
+                        continue
+                    for k in QUICK_METRICS:
+                        if isinstance(metrics.get(k), (int, float)) and isinstance(old.get(k), (int, float)):
+                            d = abs(metrics[k] - old[k])
+                            if k not in worst or d > worst[k]["diff"]:
+                                worst[k] = {"diff": d, "where": f"{ds} {row} m={m} seed {seed}",
+                                            "before": old[k], "after": metrics[k]}
+    return worst
 
 
 def cell_key(label, batch, threads):
@@ -274,8 +309,18 @@ def render(res):
         L.append(f"failed: {q['error']}")
     else:
         L.append(f"wall time {q['wall_s']:.0f} s"
-                 + (f"; before the issue {q['baseline_s']:.0f} s: {q['speedup']:.2f}x faster (goal ≥ {TARGET_QUICK}x)"
-                    if q.get("baseline_s") else " (pass --quick-baseline SECONDS to compare with the pre-issue time)."))
+                 + (f"; before the issue {q['baseline_s']:.0f} s ({q['baseline_how']}): {q['speedup']:.2f}x faster "
+                    f"(goal ≥ {TARGET_QUICK}x)" if q.get("baseline_s") else
+                    " (pass --quick-baseline-binary PATH to compare with the pre-issue build)."))
+        if q.get("baseline_version"):
+            L.append("")
+            L.append(f"Baseline: `{q['baseline_version']}`. Largest difference per metric between the two runs' "
+                     "results.json (same seeds, every dataset, row and m):")
+            L.append("")
+            L.append("| metric | largest abs. difference | where | before | after |")
+            L.append("|---|---|---|---|---|")
+            for k, d in q.get("differences", {}).items():
+                L.append(f"| {k} | {d['diff']:.4g} | {d['where']} | {d['before']:.4g} | {d['after']:.4g} |")
     L.append("")
     L.append("## Notes")
     L.append("")
@@ -335,7 +380,14 @@ def main():
     ap.add_argument("--with-quick", action="store_true", help="also time `matvae experiment --profile quick` (~15 min)")
     ap.add_argument("--quick-baseline", type=float, metavar="SECONDS",
                     help="the pre-issue wall time of --profile quick, to report the speed-up against")
+    ap.add_argument("--quick-baseline-binary", metavar="PATH",
+                    help="a matvae built from before the performance work: its quick experiment runs right after "
+                         "this one, and the table gives the speed-up and the largest metric differences")
     a = ap.parse_args()
+    if a.quick_baseline_binary and not a.with_quick:
+        sys.exit("bench: --quick-baseline-binary needs --with-quick")
+    if a.quick_baseline_binary and not os.access(a.quick_baseline_binary, os.X_OK):
+        sys.exit(f"bench: --quick-baseline-binary {a.quick_baseline_binary}: not an executable file")
 
     if not os.access(MATVAE, os.X_OK):
         sys.exit("bench: build/matvae is missing; run scripts/build first")
@@ -469,6 +521,19 @@ def main():
             s["separate_seconds"] = sum(r["train_seconds"] for r in s["separate"])
             s["separate_last_epoch_seconds"] = sum(r["seconds"] for r in s["separate"])
         for dec in ("tied", "separate"):
+            # Sampling S of the K prefixes per step (--prefix-sample): the decoder runs S times, not K.
+            for sample in PREFIX_SAMPLES:
+                label = f"{dec}, {sample} of {len(NESTING)} prefixes per step"
+                log(f"mrl-mmd {label}")
+                try:
+                    _, mv = matvae_train(tmp, data, "mrl-mmd", dec, LATENT, b, t, steps, epochs,
+                                         f"mrl-{dec}-sample{sample}", ["--prefix-sample", str(sample)])
+                    runs[cell_key(f"mrl-mmd {label}", b, t)] = mv
+                except StepFailed as e:
+                    s["errors"].append(str(e))
+                    failures.append(str(e))
+        for dec in ("tied", "separate") + tuple(f"{d}, {n} of {len(NESTING)} prefixes per step"
+                                                 for d in ("tied", "separate") for n in PREFIX_SAMPLES):
             mv = runs.get(cell_key(f"mrl-mmd {dec}", b, t))
             if not mv:
                 continue
@@ -512,16 +577,24 @@ def main():
 
         # 6. the quick experiment
         if a.with_quick:
-            log("experiment --profile quick (about 15 minutes)")
             q = {}
             try:
-                wall, _ = run([MATVAE, "experiment", "--profile", "quick", "--out", os.path.join(tmp, "quick"),
-                               "--data-root", os.path.join(ROOT, "data"), "--quiet"])
-                q["wall_s"] = wall
-                if a.quick_baseline:
+                q["wall_s"], q["load_start"] = quick_experiment(MATVAE, os.path.join(tmp, "quick"))
+                if a.quick_baseline_binary:
+                    # The binary from before the issue, on the same machine in the same run: the ratio is fair.
+                    q["baseline_binary"] = a.quick_baseline_binary
+                    q["baseline_version"] = run([a.quick_baseline_binary, "--version"])[1].strip()
+                    q["baseline_s"], q["baseline_load_start"] = quick_experiment(
+                        a.quick_baseline_binary, os.path.join(tmp, "quick-baseline"))
+                    q["baseline_how"] = "measured in this run"
+                    q["differences"] = compare_results(os.path.join(tmp, "quick-baseline", "results.json"),
+                                                       os.path.join(tmp, "quick", "results.json"))
+                elif a.quick_baseline:
                     q["baseline_s"] = a.quick_baseline
-                    q["speedup"] = a.quick_baseline / wall
-            except StepFailed as e:
+                    q["baseline_how"] = "given by --quick-baseline (another run, maybe another machine state)"
+                if q.get("baseline_s"):
+                    q["speedup"] = q["baseline_s"] / q["wall_s"]
+            except (StepFailed, OSError, ValueError, KeyError) as e:
                 q["error"] = str(e)
                 failures.append(str(e))
             res["quick_experiment"] = q

@@ -104,6 +104,8 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   a.bind(train, "--weights", &C::weights, "Per-prefix weights c_m (default all 1)");
   a.bind(train, "--lambdas", &C::lambdas, "Per-prefix MMD weights (default: --lambda for every prefix)");
   a.bind(train, "--warmup", &C::warmup, "Epochs over which the divergence weight ramps up from 0 (0 = off)");
+  a.bind(train, "--prefix-sample", &C::prefix_sample,
+         "Train S random prefixes per step, c_m scaled by K/S (0 = all K; MRL models)");
   a.bind(train, "--lr", &C::lr, "Adam learning rate");
   a.bind(train, "--weight-decay", &C::weight_decay, "Adam weight decay");
   a.bind(train, "--batch-size", &C::batch_size, "Batch size");

@@ -49,6 +49,10 @@ TEST(AttemptsTest, VariantsChangeWhatTheySay) {
   EXPECT_EQ(c.decoder, "separate");
   EXPECT_EQ(c.weights.front(), 6.0);
   c = mrl_config();
+  matvae::apply_mrl_variant("separate+c-log+sample-2", c);
+  EXPECT_EQ(c.prefix_sample, 2);
+  EXPECT_EQ(c.decoder, "separate");
+  c = mrl_config();
   c.epochs = 20;
   matvae::apply_mrl_variant("warmup", c);
   EXPECT_EQ(c.warmup, 5.0);

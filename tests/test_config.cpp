@@ -40,6 +40,7 @@ TEST(ConfigTest, TomlRoundTrip) {
   c.nesting = {4, 16};
   c.weights = {2.0, 0.5};
   c.warmup = 1.5;
+  c.prefix_sample = 1;
   c.lr = 3e-4;
   c.seed = 99;
   c.kernel = "imq";
@@ -78,6 +79,24 @@ TEST(ConfigTest, PerPrefixLambdasAndWarmupAreChecked) {
                        }),
                        "no MMD term"));
   EXPECT_TRUE(contains(message([](TrainConfig& c) { c.warmup = -1; }), "warmup = -1"));
+  EXPECT_TRUE(contains(message([](TrainConfig& c) { c.prefix_sample = 4; }), "prefix_sample = 4"));
+  EXPECT_TRUE(contains(message([](TrainConfig& c) { c.prefix_sample = -1; }), "0..3"));
+}
+
+TEST(ConfigTest, HashOfAnOlderRunIsUnchangedBySettingsAddedSince) {
+  // reports/quick/results.json names this config's run mrl-mmd-d64-s0-a03a75fad3 (written before
+  // prefix_sample existed): settings added later at their default must keep that hash, or every
+  // cached model would be trained again.
+  TrainConfig c;
+  c.latent = 64;
+  c.lambdas = {17.67766952966369, 25.0, 35.35533905932738, 50.0, 70.71067811865476, 100.0};
+  c.epochs = 2;
+  c.limit = 20000;
+  c.checkpoint_every = 200;
+  matvae::resolve(c);
+  EXPECT_EQ(matvae::config_hash(c), "a03a75fad3a293cf");
+  c.prefix_sample = 2;
+  EXPECT_NE(matvae::config_hash(c), "a03a75fad3a293cf");
 }
 
 TEST(ConfigTest, BadTomlIsAUsageErrorNamingFileAndKey) {

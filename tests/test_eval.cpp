@@ -261,6 +261,29 @@ TEST_F(LinearProbe, WorksUnderNoGradGuard) {
   EXPECT_GE(without.test_accuracy, 0.98);
 }
 
+TEST_F(LinearProbe, HandWrittenGradientMatchesAutograd) {
+  // The fit's fast path (probe_loss, classes on the outer axis, gradient written out) against the
+  // plain one: nll_loss of log_softmax over [N, C] logits, differentiated by autograd, in float64.
+  const int64_t n = 257, m = 6, classes = 4;
+  const double l2 = 0.03;
+  const auto x = torch::randn({n, m});
+  const auto y = torch::randint(classes, {n}, kI64);
+  const auto weight_t = torch::randn({classes, m});
+  const auto bias = torch::randn({classes});
+  const auto fast = matvae::probe_loss(matvae::probe_objective(x, y, classes, l2), weight_t, bias);
+
+  auto w = weight_t.t().to(kF64).clone().requires_grad_(true);
+  auto b = bias.to(kF64).clone().requires_grad_(true);
+  const auto plain = torch::nll_loss(torch::log_softmax(torch::addmm(b, x.to(kF64), w), 1), y) +
+                     0.5 * l2 * w.square().sum();
+  plain.backward();
+  EXPECT_NEAR(fast.value, plain.item<double>(), 1e-5);
+  EXPECT_TRUE(tensors_close(fast.grad_weight_t.to(kF64), w.grad().t(), 1e-5));
+  EXPECT_TRUE(tensors_close(fast.grad_bias.to(kF64), b.grad(), 1e-5));
+  // Not trivially small: a wrong sign or a dropped term would show.
+  EXPECT_GT(w.grad().abs().max().item<double>(), 1e-2);
+}
+
 TEST_F(LinearProbe, RejectsBadInputs) {
   const auto x = torch::randn({20, 3});
   const auto y = torch::arange(20, kI64).remainder(2);

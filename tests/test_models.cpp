@@ -42,6 +42,31 @@ TEST_F(VaeTest, FastPrefixDecoderMatchesPlainDecoder) {
   }
 }
 
+TEST_F(VaeTest, DecodingSomePrefixesGivesTheirRowsOfAll) {
+  // Prefix sampling's path (only the drawn prefixes through the decoder) against the all-prefix one.
+  for (DecoderForm form : {DecoderForm::kTied, DecoderForm::kSeparate}) {
+    SCOPED_TRACE(matvae::to_string(form));
+    Vae model(VaeOptions(30, 16).hidden({24}).nesting({2, 4, 8, 16}).decoder(form));
+    const auto z = torch::randn({7, 16});
+    const auto all = model->decode_prefixes(z);
+    for (const std::vector<int64_t>& which :
+         std::vector<std::vector<int64_t>>{{0}, {1, 2}, {0, 3}, {3}, {0, 1, 2, 3}}) {
+      SCOPED_TRACE(::testing::PrintToString(which));
+      const auto some = model->decode_prefixes(z, which);
+      ASSERT_EQ(some.size(0), static_cast<int64_t>(which.size()));
+      EXPECT_TRUE(tensors_close(some, all.index_select(0, torch::tensor(which)), 1e-5));
+    }
+    // Not ascending, repeated or out of range: refused.
+    for (const std::vector<int64_t>& bad : std::vector<std::vector<int64_t>>{{2, 1}, {1, 1}, {4}, {-1}}) {
+      EXPECT_THROW(model->decode_prefixes(z, bad), c10::Error);
+    }
+    // forward records what it decoded: everything by default.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+    EXPECT_EQ(model->forward(torch::rand({3, 30}), gen).prefixes, (std::vector<int64_t>{0, 1, 2, 3}));
+    EXPECT_EQ(model->forward(torch::rand({3, 30}), gen, {1, 3}).prefixes, (std::vector<int64_t>{1, 3}));
+  }
+}
+
 TEST_F(VaeTest, SeparateDecodersHaveTheirOwnFirstLayer) {
   Vae model(VaeOptions(10, 4).hidden({8}).nesting({2, 4}).decoder(DecoderForm::kSeparate));
   const auto params = model->named_parameters();

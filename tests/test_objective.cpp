@@ -84,6 +84,57 @@ TEST(ObjectiveTest, TermsMatchTheLossesComputedByHand) {
   EXPECT_NEAR(terms.total.item<double>(), expected, 1e-4 * std::abs(expected));
 }
 
+TEST(ObjectiveTest, SampledPrefixesGiveTheirTermsScaledByKOverS) {
+  torch::manual_seed(8);
+  const auto x = torch::rand({10, 20});
+  for (const char* name : {"mrl-mmd", "mrl-vae"}) {
+    SCOPED_TRACE(name);
+    TrainConfig c = small_config(name);  // nesting 2, 4, 8
+    c.weights = {3.0, 1.0, 0.5};
+    auto model = build(c, 20, 3);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
+    const auto state = gen.get_state();
+    const auto all = matvae::Objective(c)(model->forward(x, gen), x, gen);
+    for (const std::vector<int64_t>& which : std::vector<std::vector<int64_t>>{{0}, {0, 2}, {1, 2}}) {
+      SCOPED_TRACE(::testing::PrintToString(which));
+      gen.set_state(state);  // the same z and prior draws as the all-prefix pass
+      const auto some = matvae::Objective(c)(model->forward(x, gen, which), x, gen);
+      const auto rows = torch::tensor(which);
+      EXPECT_TRUE(tensors_close(some.recon, all.recon.index_select(0, rows), 1e-5));
+      EXPECT_TRUE(tensors_close(some.divergence, all.divergence.index_select(0, rows), 1e-6));
+      const double share = 3.0 / static_cast<double>(which.size()), lambda = c.uses_mmd() ? c.lambda : c.beta;
+      double expected = 0;
+      for (size_t s = 0; s < which.size(); ++s)
+        expected += share * c.weights[which[s]] *
+                    (some.recon[s].item<double>() + lambda * some.divergence[s].item<double>());
+      EXPECT_NEAR(some.total.item<double>(), expected, 1e-4 * std::abs(expected));
+    }
+  }
+}
+
+TEST(ObjectiveTest, DrawPrefixesIsUniformDistinctAndOffByDefault) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  const auto state = gen.get_state();
+  // Off (0) or all (>= K): every prefix, and no random number taken.
+  for (int64_t s : {0, 6, 9}) EXPECT_EQ(matvae::Objective::draw_prefixes(6, s, gen), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_TRUE(torch::equal(gen.get_state(), state));
+  std::vector<int64_t> count(6, 0);
+  const int64_t draws = 3000;
+  for (int64_t i = 0; i < draws; ++i) {
+    const auto which = matvae::Objective::draw_prefixes(6, 2, gen);
+    ASSERT_EQ(which.size(), 2u);
+    ASSERT_LT(which[0], which[1]);  // distinct and ascending
+    for (int64_t k : which) ++count.at(static_cast<size_t>(k));
+  }
+  // Each prefix in 1/3 of the steps: 1000 expected, sd ~26.
+  for (int64_t n : count) EXPECT_NEAR(static_cast<double>(n), 1000.0, 120.0);
+  // Seeded: the same generator state draws the same prefixes.
+  gen.set_state(state);
+  const auto a = matvae::Objective::draw_prefixes(6, 3, gen);
+  gen.set_state(state);
+  EXPECT_EQ(matvae::Objective::draw_prefixes(6, 3, gen), a);
+}
+
 TEST(ObjectiveTest, PerPrefixLambdasAndWarmupScaleOnlyTheDivergence) {
   torch::manual_seed(6);
   const auto x = torch::rand({10, 20});

@@ -155,6 +155,39 @@ TEST_F(TrainTest, InterruptedAndResumedRunEqualsUninterrupted) {
   EXPECT_EQ(matvae_test::read_bytes(out_ / "whole" / "recon.png"), matvae_test::read_bytes(out_ / "parts" / "recon.png"));
 }
 
+TEST_F(TrainTest, PrefixSamplingResumesExactlyAndAveragesEachPrefixOverItsSteps) {
+  TrainConfig c = small();
+  c.prefix_sample = 1;  // one of the 3 prefixes per step
+  c.checkpoint_every = 5;
+  matvae::train(c, out_ / "whole");
+  std::atomic<bool> stop{false};
+  int64_t steps = 0;
+  matvae::TrainHooks hooks;
+  hooks.stop = &stop;
+  hooks.on_step = [&](const matvae::StepProgress&) {
+    if (++steps == 33) stop = true;
+  };
+  EXPECT_TRUE(matvae::train(c, out_ / "parts", hooks).interrupted);
+  stop = false;
+  steps = 0;
+  EXPECT_FALSE(matvae::resume(out_ / "parts", hooks).interrupted);
+  const auto m = metrics(out_ / "whole");
+  EXPECT_EQ(m, metrics(out_ / "parts"));
+
+  // Every prefix has a training average over the steps that drew it, and the run differs from one
+  // that trains all prefixes each step.
+  for (const char* mdim : {"2", "4", "8"}) {
+    SCOPED_TRACE(mdim);
+    ASSERT_TRUE(m[2]["train"]["recon"][mdim].is_number());
+    EXPECT_GT(m[2]["train"]["recon"][mdim].get<double>(), 0.0);
+  }
+  TrainConfig all = c;
+  all.prefix_sample = 0;
+  matvae::train(all, out_ / "all");
+  EXPECT_NE(m, metrics(out_ / "all"));
+  EXPECT_NE(matvae::config_hash(c), matvae::config_hash(all));
+}
+
 TEST_F(TrainTest, NonFiniteLossStopsTheRunAndKeepsTheLastCheckpoint) {
   TrainConfig c = small("vae");
   c.lr = 1e30;  // the first update blows the weights up

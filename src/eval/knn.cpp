@@ -61,9 +61,13 @@ torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& tra
   const int64_t k_fetch = std::min(k_max + 1, train_x.size(0));
 
   std::vector<torch::Tensor> nearest;  // per block: [rows, k_max] training indices, in neighbour order
+  // One distance buffer for all blocks: a fresh [rows, N] each time costs more in page faults than
+  // the product that fills it.
+  auto buffer = torch::empty({std::min(options.block_rows, t_count), b.size(0)}, b.options());
   for (int64_t start = 0; start < t_count; start += options.block_rows) {
     const int64_t rows = std::min(options.block_rows, t_count - start);
-    const auto d = torch::addmm(b_sq, a_all.narrow(0, start, rows), bt, /*beta=*/1, /*alpha=*/-2);  // [rows, N]
+    auto d = buffer.narrow(0, 0, rows);  // [rows, N]
+    torch::addmm_out(d, b_sq, a_all.narrow(0, start, rows), bt, /*beta=*/1, /*alpha=*/-2);
     auto [values, index] = d.topk(k_fetch, 1, /*largest=*/false, /*sorted=*/true);
     // topk orders equal distances arbitrarily: order by index, then stably by distance.
     auto [index_sorted, perm] = index.sort(1);

@@ -296,6 +296,9 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     if (d.empty()) throw UsageError("--datasets: empty name");
   std::sort(o.dims.begin(), o.dims.end());
   o.dims.erase(std::unique(o.dims.begin(), o.dims.end()), o.dims.end());
+  // Now, not only when a model trains: a rerun that finds every model cached would otherwise
+  // evaluate on LibTorch's default thread count (here 1 of 2 cores: it counts physical cores).
+  set_threads(o.threads);
   const auto log = [&](const std::string& s) {
     if (o.log) o.log(s);
   };
@@ -343,7 +346,11 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     const json per_dim = cached_eval(job.dir / cache_name, dims, [&](const std::vector<int64_t>& missing) {
       LoadedRun run = load_run(job.dir);
       log(fmt::format("{}: evaluating {} ({})", job.dataset, job.dir.filename().string(), cache_name));
-      return eval(run.model, run.config, missing);
+      const auto eval_start = std::chrono::steady_clock::now();
+      json fresh = eval(run.model, run.config, missing);
+      log(fmt::format("{}: evaluated {} at {} prefix size(s) in {:.1f} s", job.dataset, job.dir.filename().string(),
+                      missing.size(), seconds_since(eval_start)));
+      return fresh;
     });
     note_model(job);
     return per_dim;
@@ -468,7 +475,11 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
         const fs::path file = runs / dataset / fmt::format("pca-s{}-{}.json", seed, eval_tag);
         record("pca", cached_eval(file, o.dims, [&](const std::vector<int64_t>& d) {
                  log(fmt::format("{}: evaluating pca", dataset));
-                 return evaluate_pixel_pca(data, d, seed);
+                 const auto eval_start = std::chrono::steady_clock::now();
+                 json fresh = evaluate_pixel_pca(data, d, seed);
+                 log(fmt::format("{}: evaluated pca at {} prefix size(s) in {:.1f} s", dataset, d.size(),
+                                 seconds_since(eval_start)));
+                 return fresh;
                }));
       }
       if (rows.count("mrl-mmd") && rows.count("mmd-at-m")) {

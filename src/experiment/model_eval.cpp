@@ -34,7 +34,7 @@ double mmd_to_prior(const torch::Tensor& codes, const TrainConfig& config, uint6
   o.kernel = parse_mmd_kernel(config.kernel);
   o.bandwidth = config.bandwidth;
   o.unbiased = true;  // an unbiased estimate, so that values near 0 mean "matches the prior"
-  return loss_mmd(codes.narrow(0, 0, n), prior, o).item<double>();
+  return mmd_value(codes.narrow(0, 0, n), prior, o);
 }
 
 /// Decodes in batches. codes: [T, m] -> logits [T, P].

@@ -1,6 +1,8 @@
 // The shared VAE family; see vae.h.
 #include "matvae/models/vae.h"
 
+#include <numeric>
+
 #include "matvae/util/error.h"
 
 namespace matvae {
@@ -73,32 +75,52 @@ torch::Tensor VaeImpl::decode(const torch::Tensor& z_prefix) {
   return decoder_rest(h);
 }
 
-torch::Tensor VaeImpl::decode_prefixes(const torch::Tensor& z) {
+std::vector<int64_t> VaeImpl::check_prefixes(const std::vector<int64_t>& which) const {
+  const int64_t K = static_cast<int64_t>(options_.nesting().size());
+  if (which.empty()) {
+    std::vector<int64_t> all(static_cast<size_t>(K));
+    std::iota(all.begin(), all.end(), int64_t{0});
+    return all;
+  }
+  for (size_t s = 0; s < which.size(); ++s) {
+    TORCH_CHECK(which[s] >= 0 && which[s] < K && (s == 0 || which[s] > which[s - 1]),
+                "expected ascending prefix indices in [0, ", K, "), got ", c10::IntArrayRef(which));
+  }
+  return which;
+}
+
+torch::Tensor VaeImpl::decode_prefixes(const torch::Tensor& z, const std::vector<int64_t>& which) {
   const auto& nesting = options_.nesting();
-  const int64_t K = static_cast<int64_t>(nesting.size());
+  const std::vector<int64_t> chosen = check_prefixes(which);
+  const int64_t S = static_cast<int64_t>(chosen.size());
   const int64_t N = z.size(0);
   std::vector<torch::Tensor> first;
-  first.reserve(K);
+  first.reserve(nesting.size());
   if (options_.decoder() == DecoderForm::kTied) {
-    // h_k = b + sum_{j<=k} z[:, block_j] W[:, block_j]^T: one product per block, then a cumsum.
+    // h_k = b + sum_{j<=k} z[:, block_j] W[:, block_j]^T: one product per block, then a cumsum,
+    // over the blocks up to the largest prefix asked for.
     int64_t start = 0;
-    for (int64_t m : nesting) {
+    for (int64_t k = 0; k <= chosen.back(); ++k) {
+      const int64_t m = nesting[k];
       first.push_back(torch::mm(z.narrow(1, start, m - start), first_tied_->weight.narrow(1, start, m - start).t()));
       start = m;
     }
-    auto h = torch::stack(first).cumsum(0) + first_tied_->bias;  // [K, N, H]
-    return decoder_rest(h.view({K * N, -1})).view({K, N, -1});
+    auto h = torch::stack(first).cumsum(0);  // [chosen.back() + 1, N, H]
+    if (S < static_cast<int64_t>(first.size())) h = h.index_select(0, torch::tensor(chosen, torch::kInt64));
+    h = h + first_tied_->bias;  // [S, N, H]
+    return decoder_rest(h.view({S * N, -1})).view({S, N, -1});
   }
-  for (int64_t k = 0; k < K; ++k) first.push_back(first_separate_[k]->forward(z.narrow(1, 0, nesting[k])));
-  return decoder_rest(torch::cat(first, 0)).view({K, N, -1});
+  for (const int64_t k : chosen) first.push_back(first_separate_[k]->forward(z.narrow(1, 0, nesting[k])));
+  return decoder_rest(torch::cat(first, 0)).view({S, N, -1});
 }
 
-VaeOutput VaeImpl::forward(const torch::Tensor& x, at::Generator gen) {
+VaeOutput VaeImpl::forward(const torch::Tensor& x, at::Generator gen, const std::vector<int64_t>& which) {
   VaeOutput out;
   std::tie(out.mu, out.logvar) = encode(x);
   const auto eps = at::randn(out.mu.sizes(), gen, out.mu.options());
   out.z = out.mu + eps * torch::exp(0.5 * out.logvar);
-  out.logits = decode_prefixes(out.z);
+  out.prefixes = check_prefixes(which);
+  out.logits = decode_prefixes(out.z, out.prefixes);
   return out;
 }
 

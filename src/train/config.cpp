@@ -146,6 +146,7 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"weights", list_field(&TrainConfig::weights, "weights")},
       {"lambdas", list_field(&TrainConfig::lambdas, "lambdas")},
       {"warmup", double_field(&TrainConfig::warmup, "warmup")},
+      {"prefix_sample", int_field(&TrainConfig::prefix_sample, "prefix_sample")},
       {"lr", double_field(&TrainConfig::lr, "lr")},
       {"weight_decay", double_field(&TrainConfig::weight_decay, "weight_decay")},
       {"batch_size", int_field(&TrainConfig::batch_size, "batch_size")},
@@ -321,6 +322,8 @@ void resolve(TrainConfig& c) {
   for (double l : c.lambdas) check(std::isfinite(l) && l >= 0, "lambdas", l, "numbers >= 0");
   check(std::isfinite(c.warmup) && c.warmup >= 0 && c.warmup <= 1e6, "warmup", c.warmup,
         "a number of epochs in 0..1000000 (0 = off)");
+  check(c.prefix_sample >= 0 && c.prefix_sample <= static_cast<int64_t>(c.nesting.size()), "prefix_sample",
+        c.prefix_sample, fmt::format("an integer in 0..{} (the nesting sizes; 0 = every one)", c.nesting.size()));
   check(std::isfinite(c.lr) && c.lr > 0, "lr", c.lr, "a number > 0");
   check(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "weight_decay", c.weight_decay, "a number >= 0");
   check(c.batch_size >= 2, "batch_size", c.batch_size, "an integer >= 2");
@@ -375,7 +378,13 @@ std::string config_hash(const TrainConfig& config) {
   // float rounding order (see README, Determinism).
   c.checkpoint_every = 0;
   c.threads = 0;
-  const std::string text = to_toml(c);
+  std::string text = to_toml(c);
+  // Settings added later leave the hash of a run that keeps their default (off) unchanged, so that
+  // its cached models stay valid.
+  for (const char* line : {"prefix_sample = 0\n"}) {
+    const auto at = text.find(line);
+    if (at != std::string::npos) text.erase(at, std::string(line).size());
+  }
   return sha256_hex(text.data(), text.size()).substr(0, 16);
 }
 

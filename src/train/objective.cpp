@@ -10,7 +10,7 @@ namespace matvae {
 Objective::Objective(const TrainConfig& config)
     : use_mmd_(config.uses_mmd()),
       nesting_(config.nesting),
-      weights_(torch::tensor(std::vector<float>(config.weights.begin(), config.weights.end()))),
+      weights_(config.weights.begin(), config.weights.end()),
       divergence_weights_(config.uses_mmd() ? (config.lambdas.empty() ? std::vector<float>(config.nesting.size(), config.lambda)
                                                                         : std::vector<float>(config.lambdas.begin(), config.lambdas.end()))
                                             : std::vector<float>(config.nesting.size(), config.beta)),
@@ -22,21 +22,42 @@ Objective::Objective(const TrainConfig& config)
 
 LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at::Generator gen,
                                 double divergence_scale) const {
-  const int64_t K = out.logits.size(0), N = x.size(0);
+  const int64_t S = out.logits.size(0), N = x.size(0), K = static_cast<int64_t>(nesting_.size());
+  TORCH_CHECK(static_cast<int64_t>(out.prefixes.size()) == S, "expected one prefix index per decoded prefix, got ",
+              out.prefixes.size(), " for ", S);
   LossTerms t;
-  // [K, N, P] -> [K*N, P] so the loss runs once over all prefixes.
-  const auto target = x.unsqueeze(0).expand_as(out.logits).reshape({K * N, -1});
-  t.recon = loss_recon(out.logits.reshape({K * N, -1}), target, likelihood_).view({K, N}).mean(1);
-  if (use_mmd_) {
-    const auto prior = at::randn(out.z.sizes(), gen, out.z.options());
-    t.divergence = loss_mmd_prefixes(out.z, prior, nesting_, mmd_);
-  } else {
-    t.divergence = loss_kl_prefixes(out.mu, out.logvar, nesting_);
+  // [S, N, P] -> [S*N, P] so the loss runs once over all prefixes.
+  const auto target = x.unsqueeze(0).expand_as(out.logits).reshape({S * N, -1});
+  t.recon = loss_recon(out.logits.reshape({S * N, -1}), target, likelihood_).view({S, N}).mean(1);
+  // The divergence of the drawn prefixes: the code up to the largest of them, nested at them.
+  std::vector<int64_t> nesting;
+  std::vector<float> c, lambda;
+  const float share = static_cast<float>(K) / static_cast<float>(S);  // exactly 1 without sampling
+  for (const int64_t k : out.prefixes) {
+    nesting.push_back(nesting_[k]);
+    c.push_back(weights_[k] * share);
+    lambda.push_back(divergence_weights_[k] * static_cast<float>(divergence_scale));
   }
-  const auto c = weights_.to(x.device());
-  const auto lambda = torch::tensor(divergence_weights_, x.options()) * divergence_scale;
-  t.total = (c * (t.recon + lambda * t.divergence)).sum();
+  const int64_t width = nesting.back();
+  if (use_mmd_) {
+    // Drawn at full width whatever is used, so a step takes the same random numbers either way.
+    const auto prior = at::randn(out.z.sizes(), gen, out.z.options());
+    t.divergence = loss_mmd_prefixes(out.z.narrow(1, 0, width), prior.narrow(1, 0, width), nesting, mmd_);
+  } else {
+    t.divergence = loss_kl_prefixes(out.mu.narrow(1, 0, width), out.logvar.narrow(1, 0, width), nesting);
+  }
+  t.total = (torch::tensor(c, x.options()) * (t.recon + torch::tensor(lambda, x.options()) * t.divergence)).sum();
   return t;
+}
+
+std::vector<int64_t> Objective::draw_prefixes(int64_t K, int64_t sample, at::Generator gen) {
+  std::vector<int64_t> which;
+  if (sample <= 0 || sample >= K) {
+    for (int64_t k = 0; k < K; ++k) which.push_back(k);
+    return which;
+  }
+  const auto drawn = std::get<0>(torch::randperm(K, gen, torch::kInt64).narrow(0, 0, sample).sort());
+  return std::vector<int64_t>(drawn.data_ptr<int64_t>(), drawn.data_ptr<int64_t>() + sample);
 }
 
 double Objective::warmup_scale(const TrainConfig& config, int64_t step, int64_t steps_per_epoch) {

@@ -15,6 +15,7 @@
 #include "matvae/data/batches.h"
 #include "matvae/report/image_grid.h"
 #include "matvae/train/archive.h"
+#include "matvae/train/fused_adam.h"
 #include "matvae/util/error.h"
 #include "matvae/util/file_io.h"
 #include "matvae/util/machine.h"
@@ -38,7 +39,8 @@ struct Progress {
   int64_t step_in_epoch = 0;  // batches of that epoch already done
   int64_t global_step = 0;
   double train_seconds = 0;
-  std::vector<double> sums;   // epoch accumulators: [loss, recon_1..K, div_1..K, images]
+  std::vector<double> sums;   // epoch accumulators: [loss, recon_1..K, div_1..K, images, images_1..K]
+                              // (images_k: of the steps that drew prefix k; all of them without sampling)
   std::string metrics_sha256; // of the metrics.jsonl lines this state covers; empty in old states
 };
 
@@ -56,8 +58,8 @@ Vae build_model(const TrainConfig& c, int64_t pixels) {
   return Vae(o);
 }
 
-torch::optim::Adam build_optimizer(Vae& model, const TrainConfig& c) {
-  return torch::optim::Adam(model->parameters(), torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay));
+FusedAdam build_optimizer(Vae& model, const TrainConfig& c) {
+  return FusedAdam(model->parameters(), torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay));
 }
 
 void save_state(const fs::path& path, Vae& model, torch::optim::Adam& optimizer, at::Generator& gen,
@@ -253,7 +255,9 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
   if (resuming) {
     p = load_state(dir / kStateFile, model, optimizer, gen, config);
   }
-  if (p.sums.size() != 2 + 2 * K) p.sums.assign(2 + 2 * K, 0.0);
+  // A state from before prefix sampling counted no images per prefix: every step trained them all.
+  if (p.sums.size() == 2 + 2 * K) p.sums.resize(2 + 3 * K, p.sums[1 + 2 * K]);
+  if (p.sums.size() != 2 + 3 * K) p.sums.assign(2 + 3 * K, 0.0);
   std::vector<std::string> metric_lines = read_metric_lines(dir / kMetricsFile, p.epoch);
   if (resuming && !p.metrics_sha256.empty() && metrics_digest(metric_lines) != p.metrics_sha256)
     throw Error(fmt::format("{}: damaged or missing lines: the lines of its first {} epoch(s) differ from what {} "
@@ -279,12 +283,22 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
     Batch batch;
     while (batches.next(batch)) {
       optimizer.zero_grad();
-      const VaeOutput out = model->forward(batch.images, gen);
+      const std::vector<int64_t> which = Objective::draw_prefixes(K, config.prefix_sample, gen);
+      const VaeOutput out = model->forward(batch.images, gen, which);
       const LossTerms terms =
           objective(out, batch.images, gen, Objective::warmup_scale(config, p.global_step, steps_per_epoch));
-      const auto values = torch::cat({terms.total.detach().view({1}), terms.recon.detach(), terms.divergence.detach()})
-                              .to(torch::kFloat64);
-      const double* v = values.data_ptr<double>();
+      const auto drawn = torch::cat({terms.total.detach().view({1}), terms.recon.detach(), terms.divergence.detach()})
+                             .to(torch::kFloat64);
+      // [loss, recon_1..K, div_1..K] with each drawn prefix in its place; the others stay 0, uncounted.
+      std::vector<double> values(1 + 2 * K, 0.0);
+      const double* d = drawn.data_ptr<double>();
+      const size_t S = which.size();
+      values[0] = d[0];
+      for (size_t s = 0; s < S; ++s) {
+        values[1 + which[s]] = d[1 + s];
+        values[1 + K + which[s]] = d[1 + S + s];
+      }
+      const double* v = values.data();
       const std::string bad = non_finite_term(v, nesting, objective.divergence_name());
       if (!bad.empty())
         throw Error(fmt::format("step {} (epoch {}): loss term {} is {}; training stopped, the last good checkpoint "
@@ -295,7 +309,12 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
       optimizer.step();
 
       const double b = static_cast<double>(batch.images.size(0));
-      for (size_t i = 0; i < 1 + 2 * K; ++i) p.sums[i] += v[i] * b;
+      p.sums[0] += v[0] * b;
+      for (const int64_t k : which) {
+        p.sums[1 + k] += v[1 + k] * b;
+        p.sums[1 + K + k] += v[1 + K + k] * b;
+        p.sums[2 + 2 * K + k] += b;
+      }
       p.sums[1 + 2 * K] += b;
       ++p.step_in_epoch;
       ++p.global_step;
@@ -332,8 +351,9 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
     const double n = p.sums[1 + 2 * K];
     std::vector<double> rec(K), div(K);
     for (size_t k = 0; k < K; ++k) {
-      rec[k] = p.sums[1 + k] / n;
-      div[k] = p.sums[1 + K + k] / n;
+      const double n_k = p.sums[2 + 2 * K + k];  // 0 only if sampling never drew prefix k this epoch: null
+      rec[k] = p.sums[1 + k] / n_k;
+      div[k] = p.sums[1 + K + k] / n_k;
     }
     nlohmann::ordered_json line;
     line["epoch"] = p.epoch + 1;

@@ -52,6 +52,25 @@ struct ProbeResult {
   int64_t selection_iterations = 0;         // L-BFGS iterations summed over the grid while choosing
 };
 
+/// The fit's objective on fixed (already standardised) data, laid out for speed: classes on the
+/// outer axis of the logits, [C, N]. Built once per fit by probe_objective.
+struct ProbeObjective {
+  torch::Tensor x;         // [N, m] float32
+  torch::Tensor xt;        // [m, N] float32, x transposed
+  torch::Tensor onehot_t;  // [C, N] float32, one-hot labels transposed
+  double l2 = 0;
+};
+ProbeObjective probe_objective(const torch::Tensor& x, const torch::Tensor& y, int64_t num_classes, double l2);
+
+/// Mean cross-entropy + l2 / 2 * ||W||^2 and its gradient, written out (no autograd): the fit calls
+/// it once per L-BFGS function evaluation. weight_t: [C, m] (W transposed), bias: [C].
+struct ProbeLoss {
+  double value = 0;
+  torch::Tensor grad_weight_t;  // [C, m]
+  torch::Tensor grad_bias;      // [C]
+};
+ProbeLoss probe_loss(const ProbeObjective& objective, const torch::Tensor& weight_t, const torch::Tensor& bias);
+
 /// x: [N, m] features (any floating dtype), y: [N] int64 labels in [0, num_classes).
 /// Fits mean cross-entropy + l2 / 2 * ||W||^2 on standardised x with full-batch L-BFGS (strong-Wolfe
 /// line search, float32), starting from `warm_start` (its weight and bias) or from zeros.

@@ -29,12 +29,14 @@ struct VaeOptions {
   TORCH_ARG(DecoderForm, decoder) = DecoderForm::kTied;
 };
 
-/// What one forward pass gives. mu, logvar, z: [N, D]; logits: [K, N, P], row k decoded from z[:, :m_k].
+/// What one forward pass gives. mu, logvar, z: [N, D]; logits: [S, N, P], row s decoded from
+/// z[:, :m_k] for k = prefixes[s] (every prefix, S = K, unless the pass asked for fewer).
 struct VaeOutput {
   torch::Tensor mu;
   torch::Tensor logvar;
   torch::Tensor z;
   torch::Tensor logits;
+  std::vector<int64_t> prefixes;  // indices into the nesting list, ascending
 };
 
 class VaeImpl : public torch::nn::Module {
@@ -47,18 +49,20 @@ class VaeImpl : public torch::nn::Module {
   /// The plain path: z: [N, m] with m in the nesting list -> logits [N, P].
   torch::Tensor decode(const torch::Tensor& z_prefix);
 
-  /// The fast path: logits of every prefix of z: [N, D] -> [K, N, P]. The first layer of all
-  /// prefixes is one set of block products plus a cumulative sum (tied) and the rest of the
-  /// decoder runs once on the stacked [K*N, H] activations.
-  torch::Tensor decode_prefixes(const torch::Tensor& z);
+  /// The fast path: logits of every prefix of z: [N, D] -> [K, N, P], or of the prefixes whose
+  /// nesting indices `which` lists (ascending) -> [S, N, P]. The first layer of all prefixes is one
+  /// set of block products plus a cumulative sum (tied) and the rest of the decoder runs once on the
+  /// stacked [S*N, H] activations.
+  torch::Tensor decode_prefixes(const torch::Tensor& z, const std::vector<int64_t>& which = {});
 
-  /// Samples z by reparameterisation with `gen` and decodes every prefix.
-  VaeOutput forward(const torch::Tensor& x, at::Generator gen);
+  /// Samples z by reparameterisation with `gen` and decodes every prefix, or those in `which`.
+  VaeOutput forward(const torch::Tensor& x, at::Generator gen, const std::vector<int64_t>& which = {});
 
   const VaeOptions& options() const { return options_; }
 
  private:
   torch::Tensor decoder_rest(const torch::Tensor& h);  // after the first layer: ReLU, ..., logits
+  std::vector<int64_t> check_prefixes(const std::vector<int64_t>& which) const;  // {} -> 0..K-1
 
   VaeOptions options_;
   torch::nn::Sequential encoder_{nullptr};

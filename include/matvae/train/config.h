@@ -26,6 +26,7 @@ struct TrainConfig {
   std::vector<double> weights = {};          // c_m per nesting size; empty = all 1
   std::vector<double> lambdas = {};          // MMD weight per nesting size; empty = lambda for every size
   double warmup = 0.0;                       // epochs over which the divergence weight ramps from 0; 0 = off
+  int64_t prefix_sample = 0;                 // prefixes trained per step, drawn at random (c_m scaled by K/this); 0 = all
   // optimisation
   double lr = 1e-3;
   double weight_decay = 0.0;

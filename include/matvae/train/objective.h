@@ -3,6 +3,8 @@
 //   sum_k c_k * [ rec(x, dec(z[:m_k])) + s * beta * KL(q(z[:m_k]|x) || N(0, I)) ]        (vae, mrl-vae)
 // lambda_k is `lambdas[k]`, or `lambda` for every k; s in [0, 1] is the warm-up scale.
 // vae and mmd are the nesting list {D}, so one code path serves all four models.
+// With prefix sampling a step sums over S of the K prefixes, drawn at random, each c_k scaled by
+// K / S: the same objective in expectation at about S/K of the decoder's cost.
 #pragma once
 
 #include <torch/torch.h>
@@ -14,7 +16,8 @@
 
 namespace matvae {
 
-/// total: scalar; recon, divergence: [K] batch means per prefix (divergence is MMD^2 or KL).
+/// total: scalar; recon, divergence: [S] batch means for the prefixes the output was decoded at
+/// (VaeOutput::prefixes; all K unless sampled). divergence is MMD^2 or KL.
 struct LossTerms {
   torch::Tensor total;
   torch::Tensor recon;
@@ -30,6 +33,10 @@ class Objective {
   LossTerms operator()(const VaeOutput& out, const torch::Tensor& x, at::Generator gen,
                        double divergence_scale = 1.0) const;
 
+  /// The nesting indices one training step uses: all K (without drawing) when `sample` is 0 or
+  /// >= K, else `sample` distinct ones drawn uniformly with `gen`, ascending.
+  static std::vector<int64_t> draw_prefixes(int64_t K, int64_t sample, at::Generator gen);
+
   /// The warm-up scale after `step` optimiser steps: min(1, step / (warmup epochs * steps_per_epoch)).
   static double warmup_scale(const TrainConfig& config, int64_t step, int64_t steps_per_epoch);
 
@@ -39,7 +46,7 @@ class Objective {
  private:
   bool use_mmd_;
   std::vector<int64_t> nesting_;
-  torch::Tensor weights_;                  // c_k: [K]
+  std::vector<float> weights_;             // c_k: [K]
   std::vector<float> divergence_weights_;  // lambda_k or beta: [K]
   Likelihood likelihood_;
   MmdOptions mmd_;

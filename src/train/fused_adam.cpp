@@ -1,0 +1,82 @@
+// The one-pass Adam update; see fused_adam.h.
+#include "matvae/train/fused_adam.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+namespace matvae {
+namespace {
+
+/// Whether every parameter with a gradient is something the fused loop handles.
+bool fusable(const std::vector<torch::optim::OptimizerParamGroup>& groups) {
+  for (const auto& group : groups) {
+    if (static_cast<const torch::optim::AdamOptions&>(group.options()).amsgrad()) return false;
+    for (const auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      const auto& g = p.grad();
+      if (!p.device().is_cpu() || p.scalar_type() != torch::kFloat32 || !p.is_contiguous() || g.is_sparse() ||
+          g.scalar_type() != torch::kFloat32 || !g.is_contiguous() || g.sizes() != p.sizes())
+        return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+torch::Tensor FusedAdam::step(LossClosure closure) {
+  if (!fusable(param_groups_)) return torch::optim::Adam::step(std::move(closure));
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure != nullptr) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups_) {
+    const auto& options = static_cast<const torch::optim::AdamOptions&>(group.options());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      // The state Adam keeps, created as Adam creates it.
+      const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      auto it = state_.find(key);
+      if (it == state_.end()) {
+        auto fresh = std::make_unique<torch::optim::AdamParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        it = state_.emplace(key, std::move(fresh)).first;
+      }
+      auto& state = static_cast<torch::optim::AdamParamState&>(*it->second);
+      state.step(state.step() + 1);
+      const double beta1 = std::get<0>(options.betas()), beta2 = std::get<1>(options.betas());
+      const double bias_correction1 = 1 - std::pow(beta1, state.step());
+      const double bias_correction2 = 1 - std::pow(beta2, state.step());
+      // Adam's arithmetic, in its order, with its scalars cast to float as ATen casts them.
+      const float b1 = static_cast<float>(beta1), one_minus_b1 = static_cast<float>(1 - beta1);
+      const float b2 = static_cast<float>(beta2), one_minus_b2 = static_cast<float>(1 - beta2);
+      const float sqrt_bc2 = static_cast<float>(std::sqrt(bias_correction2));
+      const float eps = static_cast<float>(options.eps());
+      const float neg_step = static_cast<float>(-options.lr() / bias_correction1);
+      const float decay = static_cast<float>(options.weight_decay());
+
+      float* w = p.data_ptr<float>();
+      const float* g = p.grad().data_ptr<float>();
+      float* m = state.exp_avg().data_ptr<float>();
+      float* v = state.exp_avg_sq().data_ptr<float>();
+      at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const float gi = decay != 0.0f ? g[i] + decay * w[i] : g[i];
+          const float mi = m[i] * b1 + one_minus_b1 * gi;
+          const float vi = v[i] * b2 + one_minus_b2 * gi * gi;
+          m[i] = mi;
+          v[i] = vi;
+          w[i] += neg_step * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
+        }
+      });
+    }
+  }
+  return loss;
+}
+
+}  // namespace matvae
