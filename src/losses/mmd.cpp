@@ -143,22 +143,13 @@ double mmd_value(const torch::Tensor& x, const torch::Tensor& y, const MmdOption
   check_samples(x, y, options, "mmd_value");
   torch::NoGradGuard no_grad;
   const double scale = kernel_scale(options, x.size(1));
-  const auto a_all = x.detach().to(torch::kFloat64), b_all = y.detach().to(torch::kFloat64);
-  // sum_{i,j} k(a_i, b_j), less the diagonal when a and b are the same sample and it is left out.
-  const auto kernel_sum = [&](const torch::Tensor& a, const torch::Tensor& b, bool drop_diagonal) {
-    auto d2 = torch::addmm(a.square().sum(1, true), a, b.t(), /*beta=*/1, /*alpha=*/-2);  // [A, B]
-    d2.add_(b.square().sum(1).unsqueeze(0)).clamp_min_(0.0);
-    auto k = options.kernel == MmdKernel::kGaussian ? d2.div_(-scale).exp_() : d2.add_(scale).reciprocal_().mul_(scale);
-    double s = k.sum().item<double>();
-    if (drop_diagonal) s -= k.diagonal().sum().item<double>();
-    return s;
+  const auto a = x.detach().to(torch::kFloat64), b = y.detach().to(torch::kFloat64);
+  // One kernel matrix per pair of samples, from squared distances taken by a matrix product.
+  const auto kernel = [&](const torch::Tensor& p, const torch::Tensor& q) {
+    auto d2 = torch::addmm(p.square().sum(1, true), p, q.t(), /*beta=*/1, /*alpha=*/-2);  // [P, Q]
+    return apply_kernel(d2.add_(q.square().sum(1).unsqueeze(0)).clamp_min_(0.0), scale, options.kernel);
   };
-  const double n = static_cast<double>(x.size(0)), m = static_cast<double>(y.size(0));
-  const double cross = kernel_sum(a_all, b_all, false) / (n * m);
-  if (!options.unbiased)
-    return kernel_sum(a_all, a_all, false) / (n * n) + kernel_sum(b_all, b_all, false) / (m * m) - 2.0 * cross;
-  return kernel_sum(a_all, a_all, true) / (n * (n - 1.0)) + kernel_sum(b_all, b_all, true) / (m * (m - 1.0)) -
-         2.0 * cross;
+  return estimate(kernel(a, a), kernel(b, b), kernel(a, b), options.unbiased).item<double>();
 }
 
 }  // namespace matvae

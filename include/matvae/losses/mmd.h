@@ -48,8 +48,8 @@ torch::Tensor loss_mmd_prefixes(const torch::Tensor& x, const torch::Tensor& y, 
                                 const MmdOptions& options = {});
 
 /// loss_mmd's value for evaluation, where N and M run to thousands: in float64, without autograd,
-/// squared distances by matrix products, one [N, N], [M, M] or [N, M] kernel matrix at a time and
-/// in place. loss_mmd's exact differences would be [N, M, d] tensors (1 GB for N = M = 2000,
+/// squared distances by matrix products (three kernel matrices, [N, N], [M, M] and [N, M], through
+/// loss_mmd's own kernel and estimator). loss_mmd's exact differences would be [N, M, d] tensors (1 GB for N = M = 2000,
 /// d = 64). Equal to loss_mmd in float64 up to rounding.
 double mmd_value(const torch::Tensor& x, const torch::Tensor& y, const MmdOptions& options = {});
 
