@@ -253,6 +253,9 @@ int main(int argc, char** argv) {
   exp->add_option("--data-root", exp_args.data_root, "Folder holding the data sets")->capture_default_str();
   exp->add_option("--out", exp_args.out, "Results folder (default: results/<profile>)");
   exp->add_option("--threads", exp_args.options.threads, "Threads (default: every core)")->check(CLI::NonNegativeNumber);
+  exp->add_option("--jobs", exp_args.options.jobs,
+                  "Models trained or evaluated at once, each on threads/jobs threads (default: one per thread)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   exp->add_option("--epochs", exp_args.options.epochs, "Epochs of every model (default: the profile's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   exp->add_flag("--attempts", exp_args.options.attempts,

@@ -82,6 +82,18 @@ TEST_F(FileIo, ReadFileRoundTripAndErrors) {
   EXPECT_TRUE(contains(msg, "is a directory"));
 }
 
+TEST_F(FileIo, StaleTemporariesOfOurFilesAreRemovedAndNothingElse) {
+  for (const char* name : {"a.json", "a.json.tmp123", "b.png.tmp7", "a.json.tmp", "a.json.tmpx1", "c.txt.tmp5",
+                           "notes.tmp42"})
+    write_bytes(dir() / name, std::vector<uint8_t>{1});
+  fs::create_directories(dir() / "d.json.tmp9");  // a folder, never removed
+  matvae::remove_stale_temporaries(dir(), [](const std::string& name) {
+    return name == "a.json" || name == "b.png";
+  });
+  EXPECT_EQ(listing(dir()),
+            (std::vector<std::string>{"a.json", "a.json.tmp", "a.json.tmpx1", "c.txt.tmp5", "d.json.tmp9", "notes.tmp42"}));
+}
+
 TEST_F(FileIo, WriteFileAtomicWritesExactlyTheContent) {
   const auto path = dir() / "out.bin";
   const auto bytes = pattern_bytes(100000);

@@ -146,10 +146,12 @@ std::string without_timing(const fs::path& results_json) {
 struct ToyExperiment {
   TempDir tmp;
   ToyExperiment() { write_small_idx_folder(tmp / "data" / "toy", 600, 100, 28, 28, 10); }
-  std::vector<std::string> args(const fs::path& out) const {
+  /// `jobs` models at once, one thread each.
+  std::vector<std::string> args(const fs::path& out, int jobs = 1) const {
+    const std::string n = std::to_string(jobs);
     return {"experiment", "--profile", "tiny", "--datasets", "toy", "--data-root", (tmp / "data").string(),
-            "--dims", "2,4,8", "--rows", "mrl-mmd,mmd-at-m,mmd-trunc,pca", "--epochs", "20", "--threads", "1", "--quiet",
-            "--out", out.string()};
+            "--dims", "2,4,8", "--rows", "mrl-mmd,mmd-at-m,mmd-trunc,pca", "--epochs", "20", "--threads", n,
+            "--jobs", n, "--quiet", "--out", out.string()};
   }
 };
 
@@ -168,11 +170,22 @@ TEST(Determinism, SameConfigSeedAndThreadsGiveByteIdenticalResultsJson) {
   }
 }
 
+// Models trained and evaluated two at a time, one thread each, give the numbers of one at a time.
+TEST(Determinism, TwoJobsGiveTheResultsJsonOfOne) {
+  ToyExperiment toy;
+  run_to_end(toy.args(toy.tmp / "one", 1));
+  run_to_end(toy.args(toy.tmp / "two", 2));
+  const std::string one = without_timing(toy.tmp / "one" / "results.json");
+  EXPECT_NE(one.find("\"probe\""), std::string::npos);
+  EXPECT_EQ(one, without_timing(toy.tmp / "two" / "results.json"));
+}
+
+// Two models at a time, so that kills land while two are under way.
 TEST(KillAndResume, ExperimentKilledBetweenAndDuringModelsEndsLikeAnUninterruptedOne) {
   ToyExperiment toy;
   const fs::path whole = toy.tmp / "whole", parts = toy.tmp / "parts";
-  const double whole_s = run_to_end(toy.args(whole));
-  const double startup_s = run_to_end(toy.args(whole));  // a rerun that finds everything cached
+  const double whole_s = run_to_end(toy.args(whole, 2));
+  const double startup_s = run_to_end(toy.args(whole, 2));  // a rerun that finds everything cached
   const double work_s = std::max(0.1, whole_s - startup_s);
 
   std::mt19937 rng(7);
@@ -181,7 +194,7 @@ TEST(KillAndResume, ExperimentKilledBetweenAndDuringModelsEndsLikeAnUninterrupte
   std::string where;
   while (kills < 10 && attempts++ < 60) {
     std::uniform_real_distribution<double> delay(0.3 * startup_s, startup_s + work_s / 8);
-    if (start_and_kill(toy.args(parts), delay(rng), toy.tmp / "log.txt")) {
+    if (start_and_kill(toy.args(parts, 2), delay(rng), toy.tmp / "log.txt")) {
       ++kills;
       // Where it was: models finished, and whether one was under way.
       int finished = 0, under_way = 0;
@@ -199,13 +212,52 @@ TEST(KillAndResume, ExperimentKilledBetweenAndDuringModelsEndsLikeAnUninterrupte
   }
   EXPECT_GE(kills, 10);
   EXPECT_GE(states.size(), 3u) << "the kills did not spread over the models:" << where;
-  run_to_end(toy.args(parts));
+  run_to_end(toy.args(parts, 2));
   EXPECT_EQ(without_timing(parts / "results.json"), without_timing(whole / "results.json"));
   for (const auto& e : fs::recursive_directory_iterator(parts))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path() << " was left behind";
   std::cerr << "experiment kill and resume: " << kills << " kills in " << attempts
             << " starts (models finished at each, + = one under way:" << where << "); uninterrupted "
             << whole_s << " s, cached rerun " << startup_s << " s\n";
+}
+
+}  // namespace
+
+namespace {
+
+// Ctrl-C while two models train: both save their state, the process exits 130 within seconds, and
+// the rerun ends with the results of an uninterrupted experiment.
+TEST(Interrupt, CtrlCWithTwoJobsSavesBothModelsAndTheRerunFinishes) {
+  ToyExperiment toy;
+  const fs::path whole = toy.tmp / "whole", parts = toy.tmp / "parts";
+  run_to_end(toy.args(whole, 2));
+  const pid_t pid = spawn_matvae(toy.args(parts, 2), toy.tmp / "log.txt");
+  ASSERT_GT(pid, 0);
+  // Wait until two models are under way (a run folder without checkpoint.pt holding a state).
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  int under_way = 0;
+  while (under_way < 2 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    under_way = 0;
+    if (fs::exists(parts / "runs" / "toy"))
+      for (const auto& e : fs::directory_iterator(parts / "runs" / "toy"))
+        if (e.is_directory() && fs::exists(e.path() / "state.pt") && !fs::exists(e.path() / "checkpoint.pt"))
+          ++under_way;
+  }
+  ::kill(pid, SIGINT);
+  const auto sent = Clock::now();
+  int signal = 0;
+  const int code = matvae::wait_process(pid, &signal);
+  const auto log = read_bytes(toy.tmp / "log.txt");
+  const std::string text(log.begin(), log.end());
+  if (code == 0) GTEST_SKIP() << "the experiment finished before two models were under way";
+  ASSERT_EQ(under_way, 2);
+  EXPECT_EQ(code, 130) << text;
+  EXPECT_LT(seconds_since(sent), 10.0);
+  EXPECT_NE(text.find("interrupted"), std::string::npos) << text;
+  EXPECT_FALSE(fs::exists(parts / "results.json"));
+  run_to_end(toy.args(parts, 2));
+  EXPECT_EQ(without_timing(parts / "results.json"), without_timing(whole / "results.json"));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// Exact k-NN classification: the blocked fast path (matmul distances, topk, a (distance, index)
-// reorder, a vote) and the float64 double-loop reference it is tested against.
+// Exact k-NN classification: the blocked fast path (matmul distances, one pass per row keeping the
+// k best in (distance, index) order, a vote) and the float64 double-loop reference it is tested against.
 #include "matvae/eval/knn.h"
 
 #include <algorithm>
@@ -31,10 +31,36 @@ void check_inputs(const torch::Tensor& train_x, const torch::Tensor& train_y, co
   }
 }
 
-/// The permutation that sorts `t` ascending along `dim`, equal values keeping their order.
-torch::Tensor stable_argsort(const torch::Tensor& t, int64_t dim) {
-  // The optional must be explicit: a plain `true` would pick sort(int64_t dim, bool descending).
-  return std::get<1>(t.sort(c10::optional<bool>(true), dim, /*descending=*/false));
+/// The k nearest training rows of each row of distances d [rows, N], in neighbour order (by distance,
+/// then by the lower index), written to out [rows, k]. One pass per row that keeps the k best in
+/// order: most distances are turned away by one comparison with the k-th best, so this is about
+/// three times faster than topk followed by the reordering that its arbitrary order of ties needs.
+template <typename T>
+void nearest_in_rows(const torch::Tensor& d, int64_t k, torch::Tensor& out) {
+  const T* base = d.data_ptr<T>();
+  const int64_t n = d.size(1), stride = d.stride(0);
+  int64_t* o = out.data_ptr<int64_t>();
+  at::parallel_for(0, d.size(0), 16, [&](int64_t begin, int64_t end) {
+    std::vector<T> best(static_cast<size_t>(k));
+    std::vector<int64_t> at(static_cast<size_t>(k));
+    for (int64_t r = begin; r < end; ++r) {
+      const T* row = base + r * stride;
+      int64_t have = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = row[j];
+        // An equal distance never displaces a kept one: that one has the lower index.
+        if (have == k && !(v < best[k - 1])) continue;
+        int64_t p = have < k ? have++ : k - 1;
+        for (; p > 0 && best[p - 1] > v; --p) {
+          best[p] = best[p - 1];
+          at[p] = at[p - 1];
+        }
+        best[p] = v;
+        at[p] = j;
+      }
+      std::copy(at.begin(), at.end(), o + r * k);
+    }
+  });
 }
 
 }  // namespace
@@ -57,9 +83,6 @@ torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& tra
   const auto bt = b.t().contiguous();                      // [m, N]
   const auto b_sq = b.square().sum(1).unsqueeze(0);        // [1, N]
   const auto a_all = test_x.detach().to(dtype);            // [T, m]
-  // One neighbour more than needed shows whether the k_max-th distance is tied with an unselected one.
-  const int64_t k_fetch = std::min(k_max + 1, train_x.size(0));
-
   std::vector<torch::Tensor> nearest;  // per block: [rows, k_max] training indices, in neighbour order
   // One distance buffer for all blocks: a fresh [rows, N] each time costs more in page faults than
   // the product that fills it.
@@ -68,25 +91,11 @@ torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& tra
     const int64_t rows = std::min(options.block_rows, t_count - start);
     auto d = buffer.narrow(0, 0, rows);  // [rows, N]
     torch::addmm_out(d, b_sq, a_all.narrow(0, start, rows), bt, /*beta=*/1, /*alpha=*/-2);
-    auto [values, index] = d.topk(k_fetch, 1, /*largest=*/false, /*sorted=*/true);
-    // topk orders equal distances arbitrarily: order by index, then stably by distance.
-    auto [index_sorted, perm] = index.sort(1);
-    const auto order = stable_argsort(values.gather(1, perm), 1);
-    values = values.gather(1, perm).gather(1, order);
-    index = index_sorted.gather(1, order).narrow(1, 0, k_max);
-    // Where the next distance equals the k_max-th, more rows than topk returned may share it, and topk
-    // need not have kept the lowest indices among them: such rows are redone from all their distances.
-    if (k_fetch > k_max) {
-      const auto kth = values.select(1, k_max - 1);  // [rows]
-      const auto crowded = values.select(1, k_max).eq(kth).nonzero().view(-1);
-      for (const int64_t r :
-           std::vector<int64_t>(crowded.data_ptr<int64_t>(), crowded.data_ptr<int64_t>() + crowded.numel())) {
-        const auto dr = d[r];
-        const auto candidates = (dr <= kth[r]).nonzero().view(-1);  // ascending indices
-        const auto by_distance = stable_argsort(dr.index_select(0, candidates), 0);
-        index[r].copy_(candidates.index_select(0, by_distance.narrow(0, 0, k_max)));
-      }
-    }
+    auto index = torch::empty({rows, k_max}, torch::kInt64);
+    if (dtype == torch::kFloat64)
+      nearest_in_rows<double>(d, k_max, index);
+    else
+      nearest_in_rows<float>(d, k_max, index);
     nearest.push_back(index);
   }
   const auto labels = train_y.index_select(0, torch::cat(nearest, 0).view(-1)).view({t_count, k_max});

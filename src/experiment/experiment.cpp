@@ -5,10 +5,13 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <deque>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "matvae/data/dataset.h"
 #include "matvae/experiment/attempts.h"
@@ -20,6 +23,7 @@
 #include "matvae/util/file_io.h"
 #include "matvae/util/machine.h"
 #include "matvae/util/sha256.h"
+#include "matvae/util/work_pool.h"
 
 namespace matvae {
 namespace fs = std::filesystem;
@@ -60,6 +64,30 @@ json read_checked_json(const fs::path& path) {
   if (envelope["sha256"] != sha256_hex(body.data(), body.size()))
     throw Error(path.string() + ": damaged cached result (checksum mismatch); delete it to recompute");
   return envelope["payload"];
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+/// What a killed experiment may have left half-written: temporaries of its results, report and
+/// pictures, and of cached evaluations. A run folder's training files are its trainer's to clean.
+void remove_stale_outputs(const fs::path& out, const std::vector<std::string>& datasets) {
+  remove_stale_temporaries(out, [](const std::string& name) {
+    return ends_with(name, ".json") || ends_with(name, ".md") || ends_with(name, ".png") || ends_with(name, ".svg");
+  });
+  const auto is_eval = [](const std::string& name) { return ends_with(name, ".json"); };
+  for (const auto& dataset : datasets) {
+    const fs::path dir = out / "runs" / dataset;
+    remove_stale_temporaries(dir, is_eval);
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::error_code ec2;
+      if (it->is_directory(ec2)) remove_stale_temporaries(it->path(), [](const std::string& name) {
+          return ends_with(name, ".json") && (name.rfind("eval-", 0) == 0 || name.rfind("val-", 0) == 0);
+        });
+    }
+  }
 }
 
 /// One model to train: which rows it serves is decided by the caller.
@@ -134,14 +162,12 @@ ModelJob make_job(const std::string& dataset, TrainConfig c, const fs::path& run
 
 /// Trains the job's model unless its run folder already holds a finished one; resumes a partial one.
 /// Returns false if interrupted.
-bool ensure_trained(const ModelJob& job, const ExperimentOptions& o) {
+bool ensure_trained(const ModelJob& job, const std::atomic<bool>* stop,
+                    const std::function<void(const std::string&)>& log) {
   std::error_code ec;
   if (fs::exists(job.dir / "checkpoint.pt", ec)) return true;
   TrainHooks hooks;
-  hooks.stop = o.stop;
-  const auto log = [&](const std::string& s) {
-    if (o.log) o.log(s);
-  };
+  hooks.stop = stop;
   TrainResult r;
   if (fs::exists(job.dir / "state.pt", ec)) {
     log(fmt::format("{}: resuming {}", job.dataset, job.dir.filename().string()));
@@ -153,6 +179,21 @@ bool ensure_trained(const ModelJob& job, const ExperimentOptions& o) {
   }
   return !r.interrupted;
 }
+
+using ModelEval = std::function<json(Vae&, const TrainConfig&, const std::vector<int64_t>&)>;
+
+/// One evaluation for one row: of a model, trained first unless its run folder holds it, or of
+/// the pixels (pixel PCA: no model, job.dir empty).
+struct Task {
+  std::string dataset, row;
+  uint64_t seed = 0;
+  ModelJob job;
+  fs::path cache;                                                // the evaluation's cache file
+  std::vector<int64_t> dims;
+  ModelEval eval;                                                // of the model
+  std::function<json(const std::vector<int64_t>&)> eval_pixels;  // without one
+  json result;                                                   // per m, once run; null if interrupted
+};
 
 /// Training seconds of a finished run: the per-epoch times in its metrics.jsonl.
 double train_seconds(const fs::path& dir) {
@@ -279,6 +320,10 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   if (options.epochs < 0 || options.epochs > 1000000)
     throw UsageError(fmt::format("--epochs: {} is outside 0..1000000 (0 = the profile's)", options.epochs));
   if (options.epochs > 0) profile.epochs = options.epochs;
+  if (options.jobs < 0 || options.jobs > 1024)
+    throw UsageError(fmt::format("--jobs: {} is outside 0..1024 (0 = one per thread)", options.jobs));
+  if (options.threads < 0 || options.threads > 1024)
+    throw UsageError(fmt::format("--threads: {} is outside 0..1024 (0 = every core)", options.threads));
   ExperimentOptions o = options;
   if (o.out.empty()) o.out = fs::path("results") / o.profile;
   if (o.dims.empty()) o.dims = powers_of_two(profile.latent);
@@ -299,7 +344,15 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   // Now, not only when a model trains: a rerun that finds every model cached would otherwise
   // evaluate on LibTorch's default thread count (here 1 of 2 cores: it counts physical cores).
   set_threads(o.threads);
-  const auto log = [&](const std::string& s) {
+  // Models train and evaluate `jobs` at a time, each on `job_threads` LibTorch threads: these small
+  // models gain 1.1-1.5x from a second thread but nearly 2x from a second model (README, Performance).
+  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t total_threads = o.threads > 0 ? o.threads : cores;
+  const int64_t jobs = o.jobs > 0 ? o.jobs : total_threads;
+  const int64_t job_threads = std::max<int64_t>(1, total_threads / jobs);
+  std::mutex log_mutex;
+  const std::function<void(const std::string&)> log = [&](const std::string& s) {
+    std::lock_guard<std::mutex> lock(log_mutex);
     if (o.log) o.log(s);
   };
   const std::set<std::string> rows(o.rows.begin(), o.rows.end());
@@ -307,6 +360,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   std::error_code ec;
   fs::create_directories(runs, ec);
   if (ec) throw Error(o.out.string() + ": cannot create the results folder: " + ec.message());
+  remove_stale_outputs(o.out, o.datasets);
 
   json eval_settings;
   eval_settings["version"] = kEvalVersion;
@@ -318,7 +372,9 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   json results = json::object(), models = json::object(), wall = json::object();
   json attempts = json::object(), variants_used = json::object();
   ExperimentResult out;
-  auto stopped = [&] { return o.stop && o.stop->load(); };
+  // Raised by a Ctrl-C (o.stop) or by a failing task: every running task saves and returns.
+  std::atomic<bool> halt{false};
+  auto stopped = [&] { return halt.load() || (o.stop && o.stop->load()); };
   auto interrupted = [&] {
     out.interrupted = true;
     return out;
@@ -338,29 +394,73 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   auto seconds_of = [&](const ModelJob& job) {  // as noted, not read again from metrics.jsonl
     return models[job.dir.filename().string()]["train_seconds"].get<double>();
   };
-  // Trains (or finds) one model and runs `eval` on it at `dims`, cached in `cache_name` inside its
-  // run folder; null if interrupted.
-  auto train_and_eval = [&](const ModelJob& job, const std::string& cache_name, const std::vector<int64_t>& dims,
-                            const std::function<json(Vae&, const TrainConfig&, const std::vector<int64_t>&)>& eval) {
-    if (stopped() || !ensure_trained(job, o)) return json();
-    const json per_dim = cached_eval(job.dir / cache_name, dims, [&](const std::vector<int64_t>& missing) {
+  // Trains (or finds) one model and runs `eval` on it at `dims`, cached in `cache`; null if interrupted.
+  auto train_and_eval = [&](const ModelJob& job, const fs::path& cache, const std::vector<int64_t>& dims,
+                            const ModelEval& eval) {
+    if (stopped() || !ensure_trained(job, &halt, log)) return json();
+    return cached_eval(cache, dims, [&](const std::vector<int64_t>& missing) {
       LoadedRun run = load_run(job.dir);
-      log(fmt::format("{}: evaluating {} ({})", job.dataset, job.dir.filename().string(), cache_name));
+      log(fmt::format("{}: evaluating {} ({})", job.dataset, job.dir.filename().string(), cache.filename().string()));
       const auto eval_start = std::chrono::steady_clock::now();
       json fresh = eval(run.model, run.config, missing);
       log(fmt::format("{}: evaluated {} at {} prefix size(s) in {:.1f} s", job.dataset, job.dir.filename().string(),
                       missing.size(), seconds_since(eval_start)));
       return fresh;
     });
-    note_model(job);
-    return per_dim;
+  };
+  // Runs the tasks on the workers; false if interrupted. The tasks of one model run in order on one
+  // worker, so that it trains once. The longest start first, so that no worker is left alone with one
+  // at the end: Matryoshka models, then models with several evaluations, then by latent size.
+  auto run_tasks = [&](std::vector<Task>& tasks) {
+    if (stopped()) return false;
+    std::vector<std::vector<size_t>> groups;
+    std::map<std::string, size_t> group_of;
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const fs::path& key = tasks[i].job.dir.empty() ? tasks[i].cache : tasks[i].job.dir;
+      const auto [it, fresh] = group_of.emplace(key.string(), groups.size());
+      if (fresh) groups.emplace_back();
+      groups[it->second].push_back(i);
+    }
+    const auto cost = [&](const std::vector<size_t>& g) {
+      const Task& t = tasks[g.front()];
+      const bool mrl = !t.job.dir.empty() && t.job.config.model.rfind("mrl", 0) == 0;
+      const int64_t size = t.job.dir.empty() ? t.dims.back() : t.job.config.latent;
+      return std::make_tuple(mrl, g.size(), size);
+    };
+    std::stable_sort(groups.begin(), groups.end(),
+                     [&](const std::vector<size_t>& a, const std::vector<size_t>& b) { return cost(a) > cost(b); });
+    WorkPoolOptions pool;
+    pool.workers = jobs;
+    pool.setup = [&] { set_threads(job_threads); };
+    pool.stop = o.stop;
+    run_work_pool(
+        groups.size(),
+        [&](size_t g) {
+          for (size_t i : groups[g]) {
+            Task& t = tasks[i];
+            t.result = t.job.dir.empty() ? cached_eval(t.cache, t.dims, t.eval_pixels)
+                                         : train_and_eval(t.job, t.cache, t.dims, t.eval);
+            if (t.result.is_null()) return;
+          }
+        },
+        halt, pool);
+    for (const Task& t : tasks) {
+      if (t.result.is_null()) return false;
+      if (!t.job.dir.empty()) note_model(t.job);  // here, in task order: results.json lists them so
+    }
+    return true;
   };
 
+  // Every data set's and seed's tasks are planned first and then run together (the attempts of
+  // a data set before them: they choose its variant); the tasks hold on to their data set here.
+  std::deque<TrainTest> data_of;
+  std::vector<Task> tasks;
+  std::map<std::pair<std::string, uint64_t>, ModelJob> mrl_of;
   for (const auto& dataset : o.datasets) {
     const fs::path data_dir = o.data_root / dataset;
     const TrainTest full = load_dataset(data_dir);
     // A seeded random subset, not the first rows: a split may be sorted by class.
-    TrainTest data;
+    TrainTest& data = data_of.emplace_back();
     data.train = random_subset(full.train, profile.eval_train_limit);
     data.test = random_subset(full.test, profile.eval_test_limit);
 
@@ -370,45 +470,60 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     if (o.attempts) {
       const uint64_t seed = o.seeds.front();
       const ValidationSplit v = validation_split(full.train, profile);
-      TrainConfig base = base_config(profile, data_dir, seed, o.threads);
+      TrainConfig base = base_config(profile, data_dir, seed, job_threads);
       base.limit = v.train_limit;
       const std::string cache = fmt::format("val-{}.json", eval_tag);
-      auto eval_val = [&](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
+      const ModelEval eval_val = [&v, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
         return evaluate_prefixes(m, c, v.data, d, false, seed);
       };
+      std::vector<Task> trials;  // the references (one per m), then the variants (one each)
+      auto add = [&](const std::string& row, const TrainConfig& c, const std::vector<int64_t>& dims) {
+        Task t;
+        t.row = row;
+        t.job = make_job(dataset, c, runs);
+        t.cache = t.job.dir / cache;
+        t.dims = dims;
+        t.eval = eval_val;
+        trials.push_back(std::move(t));
+      };
+      for (int64_t m : o.dims) {
+        TrainConfig c = base;
+        c.model = "mmd";
+        c.latent = m;
+        add("reference", c, {m});
+      }
+      for (const auto& mv : mrl_variants()) {
+        TrainConfig c = base;
+        c.model = "mrl-mmd";
+        apply_mrl_variant(mv.name, c);
+        add(mv.name, c, o.dims);
+      }
+      if (!run_tasks(trials)) return interrupted();
+
       json record;
       record["seed"] = seed;
       record["validation_rows"] = {v.fit_rows, full.train.size()};
       record["train_limit"] = v.train_limit;
       AccuracyByM reference;
-      for (int64_t m : o.dims) {
-        TrainConfig c = base;
-        c.model = "mmd";
-        c.latent = m;
-        const ModelJob job = make_job(dataset, c, runs);
-        const json r = train_and_eval(job, cache, {m}, eval_val);
-        if (r.is_null()) return interrupted();
-        record["reference"][std::to_string(m)] = r[std::to_string(m)];
-        record["reference_runs"][std::to_string(m)] = job.dir.filename().string();
-        reference[m] = r[std::to_string(m)]["probe"].get<double>();
+      for (size_t i = 0; i < o.dims.size(); ++i) {
+        const std::string m = std::to_string(o.dims[i]);
+        record["reference"][m] = trials[i].result[m];
+        record["reference_runs"][m] = trials[i].job.dir.filename().string();
+        reference[o.dims[i]] = trials[i].result[m]["probe"].get<double>();
       }
       std::map<std::string, VariantScore> scores;
-      for (const auto& mv : mrl_variants()) {
-        TrainConfig c = base;
-        c.model = "mrl-mmd";
-        apply_mrl_variant(mv.name, c);
-        const ModelJob job = make_job(dataset, c, runs);
-        const json r = train_and_eval(job, cache, o.dims, eval_val);
-        if (r.is_null()) return interrupted();
+      for (size_t i = 0; i < mrl_variants().size(); ++i) {
+        const auto& mv = mrl_variants()[i];
+        const Task& t = trials[o.dims.size() + i];
         AccuracyByM acc;
-        for (int64_t m : o.dims) acc[m] = r[std::to_string(m)]["probe"].get<double>();
+        for (int64_t m : o.dims) acc[m] = t.result[std::to_string(m)]["probe"].get<double>();
         const VariantScore sc = score_variant(reference, acc);
         scores[mv.name] = sc;
         json& e = record["variants"][mv.name];
         e["description"] = mv.description;
-        e["run"] = job.dir.filename().string();
-        e["config_hash"] = config_hash(job.config);
-        e["metrics"] = r;
+        e["run"] = t.job.dir.filename().string();
+        e["config_hash"] = config_hash(t.job.config);
+        e["metrics"] = t.result;
         e["worst_gap"] = sc.worst_gap;
         e["mean_gap"] = sc.mean_gap;
         e["mean_probe"] = sc.mean_accuracy;
@@ -421,26 +536,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     variants_used[dataset] = variant;
 
     for (uint64_t seed : o.seeds) {
-      const std::string seed_key = std::to_string(seed);
-      const TrainConfig base = base_config(profile, data_dir, seed, o.threads);
-      auto record = [&](const std::string& row, const json& per_dim) {
-        for (const auto& [m, metrics] : per_dim.items()) results[dataset][row][m][seed_key] = metrics;
-      };
-      // Train (or find) one model and evaluate it for one row on the test set; false if interrupted.
-      auto run_row = [&](const std::string& row, const ModelJob& job, const std::vector<int64_t>& dims,
-                         const std::function<json(Vae&, const TrainConfig&, const std::vector<int64_t>&)>& eval) {
-        const json per_dim = train_and_eval(job, fmt::format("eval-{}-{}.json", row, eval_tag), dims, eval);
-        if (per_dim.is_null()) return false;
-        record(row, per_dim);
-        return true;
-      };
-      auto test_eval = [&](bool truncate) {
-        return [&data, truncate, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
-          return evaluate_prefixes(m, c, data, d, truncate, seed);
-        };
-      };
-
-      double mrl_seconds = 0, separate_seconds = 0;
+      const TrainConfig base = base_config(profile, data_dir, seed, job_threads);
       auto job_for = [&](const std::string& model, int64_t latent) {
         TrainConfig c = base;
         c.model = model;
@@ -448,49 +544,73 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
         if (model == "mrl-mmd") apply_mrl_variant(variant, c);
         return make_job(dataset, c, runs);
       };
-      const ModelJob mrl = job_for("mrl-mmd", profile.latent);
-      if (rows.count("mrl-mmd")) {
-        if (!run_row("mrl-mmd", mrl, o.dims, test_eval(false))) return interrupted();
-        mrl_seconds = seconds_of(mrl);
-      }
-      if (rows.count("mrl-vae") && !run_row("mrl-vae", job_for("mrl-vae", profile.latent), o.dims, test_eval(false)))
-        return interrupted();
-      for (const char* kind : {"mmd", "vae"}) {
-        const std::string row = std::string(kind) + "-at-m";
-        if (!rows.count(row)) continue;
-        for (int64_t m : o.dims) {
-          const ModelJob job = job_for(kind, m);
-          if (!run_row(row, job, {m}, test_eval(false))) return interrupted();
-          if (row == "mmd-at-m") separate_seconds += seconds_of(job);
-        }
-      }
+      auto test_eval = [&data, seed](bool truncate) -> ModelEval {
+        return [&data, truncate, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
+          return evaluate_prefixes(m, c, data, d, truncate, seed);
+        };
+      };
+      auto add = [&](const std::string& row, const ModelJob& job, const std::vector<int64_t>& dims, ModelEval eval) {
+        if (!rows.count(row)) return;
+        Task t;
+        t.dataset = dataset;
+        t.row = row;
+        t.seed = seed;
+        t.job = job;
+        t.cache = job.dir / fmt::format("eval-{}-{}.json", row, eval_tag);
+        t.dims = dims;
+        t.eval = std::move(eval);
+        tasks.push_back(std::move(t));
+      };
+      const ModelJob& mrl = mrl_of[{dataset, seed}] = job_for("mrl-mmd", profile.latent);
+      add("mrl-mmd", mrl, o.dims, test_eval(false));
+      add("mrl-vae", job_for("mrl-vae", profile.latent), o.dims, test_eval(false));
+      for (const char* kind : {"mmd", "vae"})
+        for (int64_t m : o.dims) add(std::string(kind) + "-at-m", job_for(kind, m), {m}, test_eval(false));
       const ModelJob full_mmd = job_for("mmd", profile.latent);
-      if (rows.count("mmd-trunc") && !run_row("mmd-trunc", full_mmd, o.dims, test_eval(true))) return interrupted();
-      if (rows.count("mmd-svd") &&
-          !run_row("mmd-svd", full_mmd, o.dims, [&](Vae& m, const TrainConfig& c, const auto& d) {
-            return evaluate_code_pca(m, c, data, d, seed);
-          }))
-        return interrupted();
+      add("mmd-trunc", full_mmd, o.dims, test_eval(true));
+      add("mmd-svd", full_mmd, o.dims, [&data, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
+        return evaluate_code_pca(m, c, data, d, seed);
+      });
       if (rows.count("pca")) {
-        const fs::path file = runs / dataset / fmt::format("pca-s{}-{}.json", seed, eval_tag);
-        record("pca", cached_eval(file, o.dims, [&](const std::vector<int64_t>& d) {
-                 log(fmt::format("{}: evaluating pca", dataset));
-                 const auto eval_start = std::chrono::steady_clock::now();
-                 json fresh = evaluate_pixel_pca(data, d, seed);
-                 log(fmt::format("{}: evaluated pca at {} prefix size(s) in {:.1f} s", dataset, d.size(),
-                                 seconds_since(eval_start)));
-                 return fresh;
-               }));
+        Task t;
+        t.dataset = dataset;
+        t.row = "pca";
+        t.seed = seed;
+        t.cache = runs / dataset / fmt::format("pca-s{}-{}.json", seed, eval_tag);
+        t.dims = o.dims;
+        t.eval_pixels = [&data, &log, dataset, seed](const std::vector<int64_t>& d) {
+          log(fmt::format("{}: evaluating pca", dataset));
+          const auto eval_start = std::chrono::steady_clock::now();
+          json fresh = evaluate_pixel_pca(data, d, seed);
+          log(fmt::format("{}: evaluated pca at {} prefix size(s) in {:.1f} s", dataset, d.size(),
+                          seconds_since(eval_start)));
+          return fresh;
+        };
+        tasks.push_back(std::move(t));
       }
+    }
+  }
+  if (!run_tasks(tasks)) return interrupted();
+
+  for (const Task& t : tasks)
+    for (const auto& [m, metrics] : t.result.items()) results[t.dataset][t.row][m][std::to_string(t.seed)] = metrics;
+  for (size_t d = 0; d < o.datasets.size(); ++d) {
+    const std::string& dataset = o.datasets[d];
+    for (uint64_t seed : o.seeds) {
+      const std::string seed_key = std::to_string(seed);
+      const ModelJob& mrl = mrl_of[{dataset, seed}];
       if (rows.count("mrl-mmd") && rows.count("mmd-at-m")) {
-        wall[dataset][seed_key]["mrl_mmd_seconds"] = mrl_seconds;
+        double separate_seconds = 0;
+        for (const Task& t : tasks)
+          if (t.dataset == dataset && t.seed == seed && t.row == "mmd-at-m") separate_seconds += seconds_of(t.job);
+        wall[dataset][seed_key]["mrl_mmd_seconds"] = seconds_of(mrl);
         wall[dataset][seed_key]["separate_mmd_seconds"] = separate_seconds;
         wall[dataset][seed_key]["separate_dims"] = o.dims;
       }
       // Pictures of the first seed's Matryoshka model.
       if (rows.count("mrl-mmd") && seed == o.seeds.front()) {
         LoadedRun run = load_run(mrl.dir);
-        write_mrl_figures(run.model, data, o.out, dataset, mrl.dir);
+        write_mrl_figures(run.model, data_of[d], o.out, dataset, mrl.dir);
       }
     }
   }
@@ -507,6 +627,8 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
                              {"eval", eval_settings}};
   doc["options"] = {{"datasets", o.datasets}, {"dims", o.dims}, {"seeds", o.seeds}, {"rows", o.rows}, {"epochs", o.epochs}, {"attempts", o.attempts}};
   doc["machine"] = machine_info(o.threads);
+  doc["machine"]["jobs"] = jobs;
+  doc["machine"]["threads_per_job"] = job_threads;
   // Other work on the machine slows every timing in the report; the report says so.
   doc["machine"]["load_average_start"] = load_at_start;
   doc["machine"]["load_average_end"] = load_average();

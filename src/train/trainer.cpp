@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -52,7 +53,13 @@ std::string metrics_digest(const std::vector<std::string>& lines) {
   return sha256_hex(text.data(), text.size());
 }
 
-Vae build_model(const TrainConfig& c, int64_t pixels) {
+/// Builds the model, drawing its initial weights from LibTorch's global generator, seeded with
+/// `seed` if given. The lock keeps models built at the same time on other threads (the experiment's
+/// parallel jobs) from drawing from that stream between the seeding and the last weight.
+Vae build_model(const TrainConfig& c, int64_t pixels, std::optional<uint64_t> seed = std::nullopt) {
+  static std::mutex global_generator;
+  std::lock_guard<std::mutex> lock(global_generator);
+  if (seed) torch::manual_seed(*seed);
   VaeOptions o(pixels, c.latent);
   o.hidden(c.hidden).nesting(c.nesting).decoder(parse_decoder_form(c.decoder));
   return Vae(o);
@@ -205,18 +212,6 @@ void write_grids(Vae& model, const TrainConfig& config, const Dataset& test, con
   write_png_grid(dir / "samples.png", samples.reshape({K * kCols, -1}), K, kCols, test.height, test.width);
 }
 
-/// Removes the temporaries of write_file_atomic ("state.pt.tmp123456") that a killed process left.
-void remove_stale_temporaries(const fs::path& dir) {
-  std::error_code ec;
-  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    for (const char* file : {kStateFile, kCheckpointFile, kConfigFile, kMetricsFile, "recon.png", "samples.png"}) {
-      std::error_code ec2;
-      if (name.rfind(std::string(file) + ".tmp", 0) == 0 && it->is_regular_file(ec2)) fs::remove(it->path(), ec2);
-    }
-  }
-}
-
 /// The data a run uses; throws UsageError if the batch is larger than the training set.
 TrainTest load_run_data(const TrainConfig& config) {
   TrainTest data = load_dataset(config.data, config.classes);
@@ -243,8 +238,7 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
   const Dataset& train_data = data.train;
   const Dataset& test_data = data.test;
 
-  torch::manual_seed(config.seed);  // weight initialisation
-  Vae model = build_model(config, train_data.pixels());
+  Vae model = build_model(config, train_data.pixels(), config.seed);
   auto optimizer = build_optimizer(model, config);
   auto gen = make_cpu_generator(config.seed * 2654435761ULL + 1);
   const Objective objective(config);
@@ -483,7 +477,11 @@ TrainResult resume(const fs::path& run_dir, const TrainHooks& hooks, std::option
   }
   if (threads) config.threads = *threads;
   const TrainTest data = load_run_data(config);
-  remove_stale_temporaries(run_dir);
+  remove_stale_temporaries(run_dir, [](const std::string& name) {
+    for (const char* file : {kStateFile, kCheckpointFile, kConfigFile, kMetricsFile, "recon.png", "samples.png"})
+      if (name == file) return true;
+    return false;
+  });
   return run(config, data, run_dir, hooks, /*resuming=*/has_state);
 }
 

@@ -145,4 +145,18 @@ void write_file_atomic(const fs::path& path, const std::string& text) {
   write_file_atomic(path, text.data(), text.size());
 }
 
+void remove_stale_temporaries(const fs::path& dir, const std::function<bool(const std::string&)>& is_ours) {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t at = name.rfind(".tmp");
+    if (at == std::string::npos || at + 4 == name.size()) continue;
+    if (!std::all_of(name.begin() + static_cast<std::ptrdiff_t>(at) + 4, name.end(),
+                     [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    std::error_code ec2;
+    if (is_ours(name.substr(0, at)) && it->is_regular_file(ec2)) fs::remove(it->path(), ec2);
+  }
+}
+
 }  // namespace matvae

@@ -1,5 +1,5 @@
 // Exact k-nearest-neighbour classification with L2 distance against all training codes: a fast
-// path (blocked matrix products and topk) and a plain float64 double loop, knn_predict_reference,
+// path (blocked matrix products and a k-best scan per row) and a plain float64 double loop, knn_predict_reference,
 // that the tests hold it to, ties included.
 //
 // Ties, the same in both paths:

@@ -27,6 +27,7 @@ struct ExperimentOptions {
   std::filesystem::path data_root = "data";
   std::filesystem::path out = {};                       // default: results/<profile>
   int64_t threads = 0;                                  // 0 = every core
+  int64_t jobs = 0;       // models trained or evaluated at once, threads/jobs threads each (0 = threads)
   int64_t epochs = 0;     // 0 = the profile's; else every model trains this many epochs
   bool attempts = false;  // train every MRL variant (attempts.h), choose one on validation, report all
   std::function<void(const std::string&)> log = nullptr;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,5 +31,10 @@ std::vector<uint8_t> gunzip_prefix(const std::vector<uint8_t>& compressed, uint6
 /// matvae::Error names the path and the reason (e.g. "No space left on device").
 void write_file_atomic(const std::filesystem::path& path, const void* data, size_t size);
 void write_file_atomic(const std::filesystem::path& path, const std::string& text);
+
+/// Removes the temporaries ("<name>.tmp<digits>") that write_file_atomic leaves when the process is
+/// killed mid-write, among the files directly in `dir` whose <name> `is_ours` accepts.
+void remove_stale_temporaries(const std::filesystem::path& dir,
+                              const std::function<bool(const std::string& name)>& is_ours);
 
 }  // namespace matvae
