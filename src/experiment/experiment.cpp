@@ -344,8 +344,8 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   // Now, not only when a model trains: a rerun that finds every model cached would otherwise
   // evaluate on LibTorch's default thread count (here 1 of 2 cores: it counts physical cores).
   set_threads(o.threads);
-  // Models train and evaluate `jobs` at a time, each on `job_threads` LibTorch threads: these small
-  // models gain 1.1-1.5x from a second thread but nearly 2x from a second model (README, Performance).
+  // Models train and evaluate `jobs` at a time, each on `job_threads` LibTorch threads: two of these
+  // small models side by side, one thread each, beat one after the other on two threads by 1.3-1.7x.
   const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
   const int64_t total_threads = o.threads > 0 ? o.threads : cores;
   const int64_t jobs = o.jobs > 0 ? o.jobs : total_threads;

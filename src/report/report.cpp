@@ -140,11 +140,15 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
   md += fmt::format("# matvae comparison report: profile `{}`\n\n", doc["profile"].get<std::string>());
   md += fmt::format(
       "Every number below is read from `results.json`, written by {} at commit `{}`; this page by commit `{}`. "
-      "Seeds: {} ({}). Machine: {} cores, {} threads, BLAS {}, float32 matmul {:.1f} GFLOP/s on 1 thread, {:.1f} on all. "
+      "Seeds: {} ({}). Machine: {} cores, {} threads{}, BLAS {}, float32 matmul {:.1f} GFLOP/s on 1 thread, {:.1f} on all. "
       "Wall time of the whole experiment run: {:.0f} s.\n\n",
       std::string("matvae"), doc["commit"].get<std::string>(), git_commit(), n_seeds,
       o["seeds"].dump(),
       doc["machine"].value("cores", 0), doc["machine"].value("threads", 0),
+      doc["machine"].contains("jobs")  // absent from results of earlier releases
+          ? fmt::format(" ({} model(s) at a time, {} thread(s) each)", doc["machine"].value("jobs", 0),
+                        doc["machine"].value("threads_per_job", 0))
+          : std::string(),
       doc["machine"].value("blas", std::string("unknown")), doc["machine"].value("matmul_gflops_1_thread", 0.0),
       doc["machine"].value("matmul_gflops_all_threads", 0.0),
       doc.value("wall_seconds", 0.0));
@@ -275,7 +279,8 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
                           seed, a, t["separate_dims"].size(), fmt::join(t["separate_dims"].get<std::vector<int64_t>>(), ", "),
                           b, b > 0 ? a / b : NAN);
       }
-      md += "Times are the training epochs of each model, as recorded in its run folder, on the machine above.\n\n";
+      md += "Times are the training epochs of each model, as recorded in its run folder, on the machine and with the "
+            "threads per model above.\n\n";
     }
 
     // Plots.
