@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <tuple>
 
 #include "matvae/experiment/experiment.h"
 #include "matvae/report/report.h"
@@ -220,6 +221,23 @@ TEST_F(ExperimentTest, EncodeWritesNpyThatNumpyLoads) {
   const auto ev = matvae_test::run_matvae({"eval", "--run", run.string(), "--threads", "1"});
   ASSERT_EQ(ev.exit_code, 0) << ev.output;
   EXPECT_TRUE(fs::exists(run / "eval.json"));
+}
+
+TEST(ExperimentOptionsTest, JobsAndThreadsOutOfRangeAreUsageErrorsNamingTheFlag) {
+  matvae_test::TempDir tmp;
+  for (const auto& [jobs, threads, flag] : {std::tuple<int64_t, int64_t, std::string>{-1, 0, "--jobs"},
+                                            {2000, 0, "--jobs"},
+                                            {0, -2, "--threads"}}) {
+    matvae::ExperimentOptions o;
+    o.profile = "tiny";
+    o.jobs = jobs;
+    o.threads = threads;
+    o.data_root = tmp.path() / "none";
+    o.out = tmp.path() / "results";
+    const auto msg = matvae_test::error_message<matvae::UsageError>([&] { matvae::run_experiment(o); });
+    EXPECT_TRUE(contains(msg, flag)) << msg;
+    EXPECT_FALSE(fs::exists(o.out)) << "nothing is written before the options are checked";
+  }
 }
 
 TEST(ReportTest, VerdictUsesOneStandardDeviation) {

@@ -700,6 +700,16 @@ std::vector<Case> cases() {
   add("ExperimentDimNotInNesting", 2, [](Ctx& c) {
     return Invocation{experiment_args(c.dir() / "results", "pca", "3"), {"--dims", "3"}};
   });
+  add("ExperimentZeroJobs", 2, [](Ctx& c) {
+    auto args = experiment_args(c.dir() / "results", "pca");
+    args.insert(args.end() - 2, {"--jobs", "0"});
+    return Invocation{args, {"--jobs"}};
+  });
+  add("ExperimentJobsNotANumber", 2, [](Ctx& c) {
+    auto args = experiment_args(c.dir() / "results", "pca");
+    args.insert(args.end() - 2, {"--jobs", "two"});
+    return Invocation{args, {"--jobs"}};
+  });
   add("ExperimentDataSetMissing", 1, [](Ctx& c) {
     auto args = experiment_args(c.dir() / "results", "pca");
     const fs::path root = c.dir() / "no-data";
