@@ -42,7 +42,7 @@ void nearest_in_rows(const torch::Tensor& d, int64_t k, torch::Tensor& out) {
   int64_t* o = out.data_ptr<int64_t>();
   at::parallel_for(0, d.size(0), 16, [&](int64_t begin, int64_t end) {
     std::vector<T> best(static_cast<size_t>(k));
-    std::vector<int64_t> at(static_cast<size_t>(k));
+    std::vector<int64_t> index(static_cast<size_t>(k));
     for (int64_t r = begin; r < end; ++r) {
       const T* row = base + r * stride;
       int64_t have = 0;
@@ -53,12 +53,12 @@ void nearest_in_rows(const torch::Tensor& d, int64_t k, torch::Tensor& out) {
         int64_t p = have < k ? have++ : k - 1;
         for (; p > 0 && best[p - 1] > v; --p) {
           best[p] = best[p - 1];
-          at[p] = at[p - 1];
+          index[p] = index[p - 1];
         }
         best[p] = v;
-        at[p] = j;
+        index[p] = j;
       }
-      std::copy(at.begin(), at.end(), o + r * k);
+      std::copy(index.begin(), index.end(), o + r * k);
     }
   });
 }

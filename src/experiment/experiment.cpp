@@ -195,6 +195,20 @@ struct Task {
   json result;                                                   // per m, once run; null if interrupted
 };
 
+/// The task that evaluates `job`'s model for `row` at `dims`, cached as `cache_name` in its run folder.
+Task model_task(const std::string& row, uint64_t seed, const ModelJob& job, const std::string& cache_name,
+                const std::vector<int64_t>& dims, ModelEval eval) {
+  Task t;
+  t.dataset = job.dataset;
+  t.row = row;
+  t.seed = seed;
+  t.job = job;
+  t.cache = job.dir / cache_name;
+  t.dims = dims;
+  t.eval = std::move(eval);
+  return t;
+}
+
 /// Training seconds of a finished run: the per-epoch times in its metrics.jsonl.
 double train_seconds(const fs::path& dir) {
   std::ifstream in(dir / "metrics.jsonl");
@@ -341,8 +355,8 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     if (d.empty()) throw UsageError("--datasets: empty name");
   std::sort(o.dims.begin(), o.dims.end());
   o.dims.erase(std::unique(o.dims.begin(), o.dims.end()), o.dims.end());
-  // Now, not only when a model trains: a rerun that finds every model cached would otherwise
-  // evaluate on LibTorch's default thread count (here 1 of 2 cores: it counts physical cores).
+  // For what runs on this thread (the figures; the workers set their own): LibTorch's default here
+  // is 1 of 2 cores, as it counts physical cores.
   set_threads(o.threads);
   // Models train and evaluate `jobs` at a time, each on `job_threads` LibTorch threads: two of these
   // small models side by side, one thread each, beat one after the other on two threads by 1.3-1.7x.
@@ -478,13 +492,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
       };
       std::vector<Task> trials;  // the references (one per m), then the variants (one each)
       auto add = [&](const std::string& row, const TrainConfig& c, const std::vector<int64_t>& dims) {
-        Task t;
-        t.row = row;
-        t.job = make_job(dataset, c, runs);
-        t.cache = t.job.dir / cache;
-        t.dims = dims;
-        t.eval = eval_val;
-        trials.push_back(std::move(t));
+        trials.push_back(model_task(row, seed, make_job(dataset, c, runs), cache, dims, eval_val));
       };
       for (int64_t m : o.dims) {
         TrainConfig c = base;
@@ -550,16 +558,8 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
         };
       };
       auto add = [&](const std::string& row, const ModelJob& job, const std::vector<int64_t>& dims, ModelEval eval) {
-        if (!rows.count(row)) return;
-        Task t;
-        t.dataset = dataset;
-        t.row = row;
-        t.seed = seed;
-        t.job = job;
-        t.cache = job.dir / fmt::format("eval-{}-{}.json", row, eval_tag);
-        t.dims = dims;
-        t.eval = std::move(eval);
-        tasks.push_back(std::move(t));
+        if (rows.count(row))
+          tasks.push_back(model_task(row, seed, job, fmt::format("eval-{}-{}.json", row, eval_tag), dims, std::move(eval)));
       };
       const ModelJob& mrl = mrl_of[{dataset, seed}] = job_for("mrl-mmd", profile.latent);
       add("mrl-mmd", mrl, o.dims, test_eval(false));
