@@ -13,6 +13,7 @@
 #include "matvae/experiment/experiment.h"
 #include "matvae/report/report.h"
 #include "matvae/util/error.h"
+#include "matvae/util/machine.h"
 #include "test_util.h"
 
 namespace {
@@ -164,6 +165,45 @@ TEST_F(ExperimentTest, RerunReusesCachedModelsAndGivesTheSameResults) {
   for (const auto& l : lines) EXPECT_EQ(l.find("training"), std::string::npos) << l;
   const json after = json::parse(read_text(results() / "results.json"));
   EXPECT_EQ(before["results"], after["results"]);
+}
+
+TEST_F(ExperimentTest, ResultsNameTheBuildsThatTrainedAndEvaluatedEveryModel) {
+  const json doc = json::parse(read_text(results() / "results.json"));
+  const std::string commit = matvae::git_commit();
+  ASSERT_FALSE(commit.empty());
+  size_t evaluations = 0;  // one per row, data set and seed; the rows trained at m, one per m
+  for (const auto& [dataset, rows] : doc["results"].items())
+    for (const auto& [row, per_m] : rows.items())
+      evaluations += (row.size() > 5 && row.substr(row.size() - 5) == "-at-m" ? per_m.size() : 1) *
+                     doc["options"]["seeds"].size();
+  EXPECT_EQ(doc["provenance"]["models_trained_by"], json({{commit, doc["models"].size()}}));
+  EXPECT_EQ(doc["provenance"]["evaluations_by"], json({{commit, evaluations}}));
+  for (const auto& [name, m] : doc["models"].items()) EXPECT_EQ(m["trained_by"], json::array({commit})) << name;
+  EXPECT_TRUE(contains(read_text(results() / "REPORT.md"), fmt::format("Models trained by build `{}` ({} models)",
+                                                                        commit, doc["models"].size())));
+
+  // A model trained by another build (its metrics.jsonl says so) keeps that build's name on a rerun.
+  const fs::path copy = out_->path() / "provenance";
+  fs::copy(results(), copy, fs::copy_options::recursive);
+  const std::string run = doc["models"].begin().value()["run_dir"].get<std::string>();
+  std::string metrics = read_text(copy / run / "metrics.jsonl");
+  const std::string quoted = "\"" + commit + "\"";
+  ASSERT_NE(metrics.find(quoted), std::string::npos) << metrics;
+  metrics.replace(metrics.find(quoted), quoted.size(), "\"0123abc\"");
+  matvae_test::write_bytes(copy / run / "metrics.jsonl", metrics);
+  matvae::ExperimentOptions o;
+  o.profile = "tiny";
+  o.dims = {2, 8};
+  o.data_root = fs::path(MATVAE_SOURCE_DIR) / "data";
+  o.out = copy;
+  o.threads = 1;
+  o.log = [](const std::string&) {};
+  matvae::run_experiment(o);
+  const json again = json::parse(read_text(copy / "results.json"));
+  EXPECT_EQ(again["models"].begin().value()["trained_by"], json::array({"0123abc"}));
+  EXPECT_EQ(again["provenance"]["models_trained_by"]["0123abc"], 1);
+  EXPECT_EQ(again["provenance"]["models_trained_by"][commit], doc["models"].size() - 1);
+  EXPECT_TRUE(contains(read_text(copy / "REPORT.md"), "`0123abc` (1 model)"));
 }
 
 TEST_F(ExperimentTest, DamagedCachedResultIsReportedNotUsed) {

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <fstream>
@@ -193,6 +194,7 @@ struct Task {
   ModelEval eval;                                                // of the model
   std::function<json(const std::vector<int64_t>&)> eval_pixels;  // without one
   json result;                                                   // per m, once run; null if interrupted
+  std::set<std::string> evaluated_by;                            // the builds that computed `result`
 };
 
 /// The task that evaluates `job`'s model for `row` at `dims`, cached as `cache_name` in its run folder.
@@ -219,9 +221,25 @@ double train_seconds(const fs::path& dir) {
   return s;
 }
 
-/// Returns the cached evaluation `file` for `dims`, computing (and caching) the missing dims.
+/// The builds that trained a run, in the order of its epochs: the "commit" of its metrics.jsonl
+/// lines ("unknown" for lines written before builds recorded it).
+std::vector<std::string> trained_by(const fs::path& dir) {
+  std::ifstream in(dir / "metrics.jsonl");
+  std::string line;
+  std::vector<std::string> commits;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const std::string c = nlohmann::json::parse(line).value("commit", std::string("unknown"));
+    if (std::find(commits.begin(), commits.end(), c) == commits.end()) commits.push_back(c);
+  }
+  return commits;
+}
+
+/// Returns the cached evaluation `file` for `dims`, computing (and caching) the missing dims. The
+/// cache keeps, beside each m, the build that computed it; those of `dims` are added to `by`.
 json cached_eval(const fs::path& file, const std::vector<int64_t>& dims,
-                 const std::function<json(const std::vector<int64_t>&)>& compute) {
+                 const std::function<json(const std::vector<int64_t>&)>& compute, std::set<std::string>* by) {
+  constexpr const char* kBuilds = "commits";  // not a number, so never taken for a prefix size
   json have = read_checked_json(file);
   if (have.is_null()) have = json::object();
   std::vector<int64_t> missing;
@@ -229,12 +247,20 @@ json cached_eval(const fs::path& file, const std::vector<int64_t>& dims,
     if (!have.contains(std::to_string(m))) missing.push_back(m);
   if (!missing.empty()) {
     const json fresh = compute(missing);
-    for (const auto& [k, v] : fresh.items()) have[k] = v;
+    for (const auto& [k, v] : fresh.items()) {
+      have[k] = v;
+      have[kBuilds][k] = git_commit();
+    }
     fs::create_directories(file.parent_path());
     write_checked_json(file, have);
   }
   json out;
-  for (int64_t m : dims) out[std::to_string(m)] = have[std::to_string(m)];
+  for (int64_t m : dims) {
+    const std::string k = std::to_string(m);
+    out[k] = have[k];
+    by->insert(have.contains(kBuilds) && have[kBuilds].contains(k) ? have[kBuilds][k].get<std::string>()
+                                                                     : std::string("unknown"));
+  }
   return out;
 }
 
@@ -385,6 +411,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
 
   json results = json::object(), models = json::object(), wall = json::object();
   json attempts = json::object(), variants_used = json::object();
+  json evaluations_by = json::object();  // commit -> how many evaluation tasks it computed (part of)
   ExperimentResult out;
   // Raised by a Ctrl-C (o.stop) or by a failing task: every running task saves and returns.
   std::atomic<bool> halt{false};
@@ -403,6 +430,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     j["config_hash"] = config_hash(job.config);
     j["run_dir"] = fs::relative(job.dir, o.out).string();
     j["train_seconds"] = train_seconds(job.dir);
+    j["trained_by"] = trained_by(job.dir);
     models[job.dir.filename().string()] = j;
   };
   auto seconds_of = [&](const ModelJob& job) {  // as noted, not read again from metrics.jsonl
@@ -410,7 +438,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   };
   // Trains (or finds) one model and runs `eval` on it at `dims`, cached in `cache`; null if interrupted.
   auto train_and_eval = [&](const ModelJob& job, const fs::path& cache, const std::vector<int64_t>& dims,
-                            const ModelEval& eval) {
+                            const ModelEval& eval, std::set<std::string>* by) {
     if (stopped() || !ensure_trained(job, &halt, log)) return json();
     return cached_eval(cache, dims, [&](const std::vector<int64_t>& missing) {
       LoadedRun run = load_run(job.dir);
@@ -420,7 +448,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
       log(fmt::format("{}: evaluated {} at {} prefix size(s) in {:.1f} s", job.dataset, job.dir.filename().string(),
                       missing.size(), seconds_since(eval_start)));
       return fresh;
-    });
+    }, by);
   };
   // Runs the tasks on the workers; false if interrupted. The tasks of one model run in order on one
   // worker, so that it trains once. The longest start first, so that no worker is left alone with one
@@ -452,8 +480,8 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
         [&](size_t g) {
           for (size_t i : groups[g]) {
             Task& t = tasks[i];
-            t.result = t.job.dir.empty() ? cached_eval(t.cache, t.dims, t.eval_pixels)
-                                         : train_and_eval(t.job, t.cache, t.dims, t.eval);
+            t.result = t.job.dir.empty() ? cached_eval(t.cache, t.dims, t.eval_pixels, &t.evaluated_by)
+                                         : train_and_eval(t.job, t.cache, t.dims, t.eval, &t.evaluated_by);
             if (t.result.is_null()) return;
           }
         },
@@ -461,6 +489,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     for (const Task& t : tasks) {
       if (t.result.is_null()) return false;
       if (!t.job.dir.empty()) note_model(t.job);  // here, in task order: results.json lists them so
+      for (const std::string& c : t.evaluated_by) evaluations_by[c] = evaluations_by.value(c, 0) + 1;
     }
     return true;
   };
@@ -635,6 +664,11 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   doc["wall_seconds"] = seconds_since(start);
   doc["train_times"] = wall;
   doc["models"] = models;
+  // A rerun reuses finished models and evaluations, maybe of other builds: say which builds made them.
+  json models_by = json::object();
+  for (const auto& [name, m] : models.items())
+    for (const auto& c : m["trained_by"]) models_by[c.get<std::string>()] = models_by.value(c.get<std::string>(), 0) + 1;
+  doc["provenance"] = {{"models_trained_by", models_by}, {"evaluations_by", evaluations_by}};
   json configs = json::object();
   for (const auto& [name, m] : models.items()) {
     configs[name] = to_toml(read_run_config(o.out / m["run_dir"].get<std::string>()));

@@ -2,6 +2,7 @@
 #include "matvae/report/report.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -152,6 +153,22 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
       doc["machine"].value("blas", std::string("unknown")), doc["machine"].value("matmul_gflops_1_thread", 0.0),
       doc["machine"].value("matmul_gflops_all_threads", 0.0),
       doc.value("wall_seconds", 0.0));
+  if (doc.contains("provenance")) {  // absent from results of earlier releases
+    // A rerun reuses what earlier runs finished: name every build whose models or evaluations are here.
+    const auto builds = [](const json& counts, const std::string& what) {
+      std::vector<std::string> parts;
+      for (const auto& [commit, n] : counts.items())
+        parts.push_back(fmt::format("`{}` ({} {}{})", commit, n.get<int64_t>(), what, n.get<int64_t>() == 1 ? "" : "s"));
+      return fmt::format("{}", fmt::join(parts, ", "));
+    };
+    const json& p = doc["provenance"];
+    const bool unknown = p["models_trained_by"].contains("unknown") || p["evaluations_by"].contains("unknown");
+    md += fmt::format("Models trained by build {}; evaluations computed by {}.{}\n\n",
+                      builds(p["models_trained_by"], "model"), builds(p["evaluations_by"], "evaluation"),
+                      unknown ? " (`unknown`: a build from before builds recorded themselves in a run's metrics.jsonl "
+                                "and evaluation caches.)"
+                              : "");
+  }
   {
     const double load = doc["machine"].value("load_average_start", -1.0);
     const double cores = doc["machine"].value("cores", 0);

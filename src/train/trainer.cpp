@@ -357,6 +357,7 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const fs::path
     line["seconds"] = epoch_seconds;
     line["images_per_s"] = (p.step_in_epoch - first_step) * static_cast<double>(config.batch_size) /
                            std::max(epoch_seconds, 1e-9);
+    line["commit"] = git_commit();  // a run resumed by another build says which build trained which epochs
     metric_lines.push_back(line.dump());
     std::string text;
     for (const auto& l : metric_lines) text += l + "\n";

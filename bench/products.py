@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""The layer products alone: how fast one training step's matrix products run at the model's own
+shapes, with nothing else (no bias, activation, loss, MMD, optimiser or allocation).
+
+The big-matrix ceiling (ceiling.py) is what BLAS reaches on 2048-wide squares. A VAE step is a chain of
+thin products (batch x 784 x 512 down to batch x 2 x 256), and BLAS runs those slower per FLOP, most of
+all on 2 threads. This measures that: one step's products, in the order a step runs them, as a loop of
+torch.mm into preallocated outputs on T threads. Its time per step is a lower bound on any training
+step that does these products with this BLAS, so it bounds both the % of the big ceiling a model can
+reach and how much faster than the plain PyTorch reference any rewrite of the rest can be.
+
+  products.py --cells vae:-:128:1,mrl-mmd:tied:256:2,... [--seconds 0.5] [--layout matvae|reference]
+
+prints one JSON line: {"cells": [{"model", "decoder", "batch", "threads", "layout", "seconds_per_step",
+"images_per_s", "gflops", "products"}, ...]}.
+
+Layouts. matvae (models/vae.cpp) decodes every prefix as one product on the stacked [K*B, 256]
+hidden codes, and a tied first layer as one product per block of new coordinates; the reference
+(reference/models.py) runs one decoder pass per prefix on [B, m].
+"""
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+PIXELS, HIDDEN, LATENT = 784, (512, 256), 64
+NESTING = (2, 4, 8, 16, 32, 64)
+
+
+def linear(rows, fan_in, fan_out, input_grad=True):
+    """One Linear layer's products in a training step: forward, weight gradient, input gradient.
+
+    Each is (out_rows, inner, out_cols, how): y[B,out] = x[B,in] W[out,in]^T; dW[out,in] = dY^T x;
+    dX[B,in] = dY W. The layouts are the ones autograd uses, so BLAS sees the same transposes."""
+    ps = [(rows, fan_in, fan_out, "x W^T"), (fan_out, rows, fan_in, "dY^T x")]
+    if input_grad:
+        ps.append((rows, fan_out, fan_in, "dY W"))
+    return ps
+
+
+def step_products(model, decoder, batch, layout, latent=LATENT, nesting=NESTING):
+    h1, h2 = HIDDEN
+    B = batch
+    ps = linear(B, PIXELS, h1, input_grad=False)           # the data needs no gradient
+    ps += linear(B, h1, h2)
+    ps += linear(B, h2, latent) + linear(B, h2, latent)     # mu and logvar heads
+    if model != "mrl-mmd":
+        ps += linear(B, latent, h2) + linear(B, h2, h1) + linear(B, h1, PIXELS)
+        return ps
+    K = len(nesting)
+    if layout == "matvae":
+        start = 0
+        for m in nesting:
+            if decoder == "tied":                           # one product per block of new coordinates
+                ps += linear(B, m - start, h2)
+                start = m
+            else:                                           # one first layer per prefix
+                ps += linear(B, m, h2)
+        ps += linear(K * B, h2, h1) + linear(K * B, h1, PIXELS)
+    else:
+        for m in nesting:
+            ps += linear(B, m, h2) + linear(B, h2, h1) + linear(B, h1, PIXELS)
+    return ps
+
+
+def operands(products):
+    """Tensors for each product, laid out as autograd has them (transposed views where it uses them)."""
+    ops = []
+    for rows, inner, cols, how in products:
+        if how == "x W^T":
+            a, b = torch.rand(rows, inner), torch.rand(cols, inner).t()
+        elif how == "dY^T x":
+            a, b = torch.rand(inner, rows).t(), torch.rand(inner, cols)
+        else:
+            a, b = torch.rand(rows, inner), torch.rand(inner, cols)
+        ops.append((a, b, torch.empty(rows, cols)))
+    return ops
+
+
+def measure(products, threads, seconds):
+    torch.set_num_threads(threads)
+    ops = operands(products)
+    with torch.no_grad():
+        for _ in range(3):                                  # warm-up: thread pool, page faults
+            for a, b, c in ops:
+                torch.mm(a, b, out=c)
+        steps, start = 0, time.perf_counter()
+        while True:
+            for a, b, c in ops:
+                torch.mm(a, b, out=c)
+            steps += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds and steps >= 5:
+                break
+    return elapsed / steps
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", required=True,
+                    help="comma list of model:decoder:batch:threads (decoder '-' for vae and mmd)")
+    ap.add_argument("--layout", default="matvae", choices=["matvae", "reference"])
+    ap.add_argument("--seconds", type=float, default=0.5, help="time per cell")
+    a = ap.parse_args()
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    out = {"layout": a.layout, "seconds": a.seconds, "torch": torch.__version__, "cells": []}
+    for spec in a.cells.split(","):
+        try:
+            model, decoder, batch, threads = spec.split(":")
+            batch, threads = int(batch), int(threads)
+        except ValueError:
+            ap.error(f"--cells: {spec!r} is not model:decoder:batch:threads")
+        if model not in ("vae", "mmd", "mrl-mmd") or batch < 1 or threads < 1:
+            ap.error(f"--cells: {spec!r}: unknown model or a batch/threads below 1")
+        products = step_products(model, decoder, batch, a.layout)
+        sec = measure(products, threads, a.seconds)
+        macs = sum(r * i * c for r, i, c, _ in products)
+        out["cells"].append({"model": model, "decoder": None if decoder == "-" else decoder, "batch": batch,
+                             "threads": threads, "layout": a.layout, "seconds_per_step": sec,
+                             "images_per_s": batch / sec, "gflops": 2.0 * macs / sec / 1e9,
+                             "macs_per_step": macs, "products": len(products)})
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
