@@ -14,6 +14,7 @@
 #include "matvae/eval/knn.h"
 #include "matvae/eval/linear_probe.h"
 #include "matvae/eval/pca.h"
+#include "matvae/experiment/model_eval.h"
 #include "test_util.h"
 
 namespace {
@@ -496,6 +497,31 @@ TEST_F(PcaFit, RejectsBadInputs) {
   expect_check_error([&] { matvae::pca_transform(pca, torch::randn({3, 5})); }, "[3, 5]");
   expect_check_error([&] { matvae::pca_reconstruct(pca, torch::randn({3, 3})); }, "[3, 3]");
   expect_check_error([&] { matvae::pca_transform(matvae::Pca{}, x); }, "fitted");
+}
+
+// ---- evaluations of several m: a stop between two m ----
+
+TEST_F(PcaFit, EvaluationStopsBetweenPrefixSizesAndKeepsThoseDone) {
+  matvae::TrainTest data;
+  for (auto* d : {&data.train, &data.test}) {
+    const auto blobs = make_blobs(torch::randn({3, 16}), d == &data.train ? 120 : 60, 0.3);
+    d->images = torch::sigmoid(blobs.x).to(torch::kFloat32);
+    d->labels = blobs.y;
+    d->height = 4;
+    d->width = 4;
+    d->num_classes = 3;
+  }
+  const std::vector<int64_t> dims = {2, 4, 8};
+  const auto all = matvae::evaluate_pixel_pca(data, dims, 0);
+  ASSERT_EQ(all.size(), 3u);
+  int checks = 0;
+  const auto part = matvae::evaluate_pixel_pca(data, dims, 0, [&] { return ++checks > 2; });
+  EXPECT_EQ(checks, 3);  // asked before each m; the third answer stops it
+  ASSERT_EQ(part.size(), 2u);
+  EXPECT_EQ(part["2"], all["2"]);  // what was done is exactly what a whole run gives
+  EXPECT_EQ(part["4"], all["4"]);
+  EXPECT_FALSE(part.contains("8"));
+  EXPECT_TRUE(matvae::evaluate_pixel_pca(data, dims, 0, [] { return true; }).empty());
 }
 
 }  // namespace

@@ -257,6 +257,7 @@ json cached_eval(const fs::path& file, const std::vector<int64_t>& dims,
   json out;
   for (int64_t m : dims) {
     const std::string k = std::to_string(m);
+    if (!have.contains(k)) return json();  // stopped part-way: the m done are cached, the rest are not
     out[k] = have[k];
     by->insert(have.contains(kBuilds) && have[kBuilds].contains(k) ? have[kBuilds][k].get<std::string>()
                                                                      : std::string("unknown"));
@@ -415,7 +416,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   ExperimentResult out;
   // Raised by a Ctrl-C (o.stop) or by a failing task: every running task saves and returns.
   std::atomic<bool> halt{false};
-  auto stopped = [&] { return halt.load() || (o.stop && o.stop->load()); };
+  const EvalStop stopped = [&] { return halt.load() || (o.stop && o.stop->load()); };
   auto interrupted = [&] {
     out.interrupted = true;
     return out;
@@ -446,7 +447,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
       const auto eval_start = std::chrono::steady_clock::now();
       json fresh = eval(run.model, run.config, missing);
       log(fmt::format("{}: evaluated {} at {} prefix size(s) in {:.1f} s", job.dataset, job.dir.filename().string(),
-                      missing.size(), seconds_since(eval_start)));
+                      fresh.size(), seconds_since(eval_start)));
       return fresh;
     }, by);
   };
@@ -516,8 +517,8 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
       TrainConfig base = base_config(profile, data_dir, seed, job_threads);
       base.limit = v.train_limit;
       const std::string cache = fmt::format("val-{}.json", eval_tag);
-      const ModelEval eval_val = [&v, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
-        return evaluate_prefixes(m, c, v.data, d, false, seed);
+      const ModelEval eval_val = [&v, &stopped, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
+        return evaluate_prefixes(m, c, v.data, d, false, seed, stopped);
       };
       std::vector<Task> trials;  // the references (one per m), then the variants (one each)
       auto add = [&](const std::string& row, const TrainConfig& c, const std::vector<int64_t>& dims) {
@@ -581,9 +582,9 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
         if (model == "mrl-mmd") apply_mrl_variant(variant, c);
         return make_job(dataset, c, runs);
       };
-      auto test_eval = [&data, seed](bool truncate) -> ModelEval {
-        return [&data, truncate, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
-          return evaluate_prefixes(m, c, data, d, truncate, seed);
+      auto test_eval = [&data, &stopped, seed](bool truncate) -> ModelEval {
+        return [&data, &stopped, truncate, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
+          return evaluate_prefixes(m, c, data, d, truncate, seed, stopped);
         };
       };
       auto add = [&](const std::string& row, const ModelJob& job, const std::vector<int64_t>& dims, ModelEval eval) {
@@ -597,8 +598,8 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
         for (int64_t m : o.dims) add(std::string(kind) + "-at-m", job_for(kind, m), {m}, test_eval(false));
       const ModelJob full_mmd = job_for("mmd", profile.latent);
       add("mmd-trunc", full_mmd, o.dims, test_eval(true));
-      add("mmd-svd", full_mmd, o.dims, [&data, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
-        return evaluate_code_pca(m, c, data, d, seed);
+      add("mmd-svd", full_mmd, o.dims, [&data, &stopped, seed](Vae& m, const TrainConfig& c, const std::vector<int64_t>& d) {
+        return evaluate_code_pca(m, c, data, d, seed, stopped);
       });
       if (rows.count("pca")) {
         Task t;
@@ -607,11 +608,11 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
         t.seed = seed;
         t.cache = runs / dataset / fmt::format("pca-s{}-{}.json", seed, eval_tag);
         t.dims = o.dims;
-        t.eval_pixels = [&data, &log, dataset, seed](const std::vector<int64_t>& d) {
+        t.eval_pixels = [&data, &log, &stopped, dataset, seed](const std::vector<int64_t>& d) {
           log(fmt::format("{}: evaluating pca", dataset));
           const auto eval_start = std::chrono::steady_clock::now();
-          json fresh = evaluate_pixel_pca(data, d, seed);
-          log(fmt::format("{}: evaluated pca at {} prefix size(s) in {:.1f} s", dataset, d.size(),
+          json fresh = evaluate_pixel_pca(data, d, seed, stopped);
+          log(fmt::format("{}: evaluated pca at {} prefix size(s) in {:.1f} s", dataset, fresh.size(),
                           seconds_since(eval_start)));
           return fresh;
         };

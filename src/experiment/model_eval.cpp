@@ -80,7 +80,8 @@ nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const
 }
 
 nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, const TrainTest& data,
-                                         const std::vector<int64_t>& dims, bool truncate, uint64_t seed) {
+                                         const std::vector<int64_t>& dims, bool truncate, uint64_t seed,
+                                         const EvalStop& stop) {
   torch::NoGradGuard no_grad;
   model->eval();
   const auto train_codes = encode_mu(model, data.train.images);
@@ -89,6 +90,7 @@ nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, 
   const bool kl_model = !config.uses_mmd();
   nlohmann::ordered_json out;
   for (int64_t m : dims) {
+    if (stop && stop()) break;
     TORCH_CHECK(m <= D, "prefix size ", m, " exceeds the latent size ", D);
     const auto test_prefix = test_mu.narrow(1, 0, m);
     auto j = feature_metrics(train_codes.narrow(1, 0, m), data.train.labels, test_prefix, data.test.labels,
@@ -110,13 +112,14 @@ nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, 
 }
 
 nlohmann::ordered_json evaluate_code_pca(Vae& model, const TrainConfig& config, const TrainTest& data,
-                                         const std::vector<int64_t>& dims, uint64_t seed) {
+                                         const std::vector<int64_t>& dims, uint64_t seed, const EvalStop& stop) {
   torch::NoGradGuard no_grad;
   model->eval();
   const auto train_codes = encode_mu(model, data.train.images);
   const auto test_codes = encode_mu(model, data.test.images);
   nlohmann::ordered_json out;
   for (int64_t m : dims) {
+    if (stop && stop()) break;
     const Pca pca = fit_pca(train_codes, m);
     const auto tr = pca_transform(pca, train_codes), te = pca_transform(pca, test_codes);
     auto j = feature_metrics(tr, data.train.labels, te, data.test.labels, data.train.num_classes, seed);
@@ -127,12 +130,14 @@ nlohmann::ordered_json evaluate_code_pca(Vae& model, const TrainConfig& config, 
   return out;
 }
 
-nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vector<int64_t>& dims, uint64_t seed) {
+nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vector<int64_t>& dims, uint64_t seed,
+                                          const EvalStop& stop) {
   torch::NoGradGuard no_grad;
   const int64_t kmax = *std::max_element(dims.begin(), dims.end());
   const Pca full = fit_pca(data.train.images, kmax);
   nlohmann::ordered_json out;
   for (int64_t m : dims) {
+    if (stop && stop()) break;
     Pca pca = full;
     pca.components = full.components.narrow(0, 0, m);
     pca.explained_variance = full.explained_variance.narrow(0, 0, m);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "matvae/data/dataset.h"
@@ -26,20 +27,26 @@ nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::
 /// probabilities. logits: [T, P], x: [T, P].
 nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const torch::Tensor& x);
 
+/// Each evaluation below runs one m of `dims` after another and checks `stop` (when given) before
+/// each: once it is true, it returns the m done so far, so that a Ctrl-C need not wait for them all.
+using EvalStop = std::function<bool()>;
+
 /// Every metric of a trained model at each m of its nesting list ("prefix" use):
 /// {"<m>": {probe, knn1, knn5, recon, mse, mmd, [neg_elbo]}}. `truncate`: evaluate z[:m] for
 /// every m in `dims` by zero-padding (a model trained without MRL); otherwise dims must be in
 /// the nesting list.
 nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, const TrainTest& data,
-                                         const std::vector<int64_t>& dims, bool truncate, uint64_t seed);
+                                         const std::vector<int64_t>& dims, bool truncate, uint64_t seed,
+                                         const EvalStop& stop = {});
 
 /// The full-size model's codes reduced to m by PCA fitted on its training codes (MRL's "SVD"
 /// baseline), decoded back through the model for the reconstruction.
 nlohmann::ordered_json evaluate_code_pca(Vae& model, const TrainConfig& config, const TrainTest& data,
-                                         const std::vector<int64_t>& dims, uint64_t seed);
+                                         const std::vector<int64_t>& dims, uint64_t seed, const EvalStop& stop = {});
 
 /// PCA of the pixels to m dimensions (the linear baseline); reconstruction from the projection.
-nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vector<int64_t>& dims, uint64_t seed);
+nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vector<int64_t>& dims, uint64_t seed,
+                                          const EvalStop& stop = {});
 
 }  // namespace matvae
 
