@@ -3,7 +3,9 @@
 // run ends exactly like an uninterrupted one, NaNs stop the run, bad settings write nothing.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "matvae/data/dataset.h"
@@ -237,3 +239,35 @@ TEST_F(TrainTest, RefusesToOverwriteAFinishedRun) {
 }
 
 }  // namespace
+
+// Subnormal floats cost several times a normal one in every product; long trainings make them
+// (sigmoids of very negative logits), so set_threads has every thread that computes flush them.
+TEST(SetThreads, EveryThreadOfTheTeamFlushesSubnormalsToZero) {
+  const auto subnormal_survives = [] {
+    volatile float tiny = 1e-30f;  // volatile: computed at run time, under this thread's flush mode
+    volatile float product = tiny * 1e-10f;
+    return product != 0.0f;
+  };
+  const auto team_keeping = [&] {  // how many threads of this thread's 2-thread team keep subnormals
+    std::atomic<int> kept{0}, ran{0};
+    at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        ++ran;
+        if (subnormal_survives()) ++kept;
+      }
+    });
+    EXPECT_EQ(ran.load(), 2);
+    return kept.load();
+  };
+  std::thread([&] {
+    // The team exists and keeps subnormals before set_threads (as after an earlier parallel op).
+    torch::set_num_threads(2);
+    at::globalContext().setFlushDenormal(false);
+    at::parallel_for(0, 2, 1, [](int64_t, int64_t) { at::globalContext().setFlushDenormal(false); });
+    ASSERT_TRUE(subnormal_survives());
+    ASSERT_EQ(team_keeping(), 2);
+    matvae::set_threads(2);
+    EXPECT_FALSE(subnormal_survives());
+    EXPECT_EQ(team_keeping(), 0);
+  }).join();
+}

@@ -68,7 +68,10 @@ LoadedRun load_run(const std::filesystem::path& run_dir);
 /// Reads a run folder's config.toml (resolved). Throws Error naming the file.
 TrainConfig read_run_config(const std::filesystem::path& run_dir);
 
-/// Sets LibTorch's intra-op threads: n, or every core for 0.
+/// Sets LibTorch's intra-op threads for the calling thread: n, or every core for 0. It also makes
+/// this thread and its OpenMP team (LibTorch's and OpenBLAS's workers) flush subnormal floats to
+/// zero: a long training drives some logits so negative that their sigmoids and gradients go
+/// subnormal, and every product that touches one then runs several times slower.
 void set_threads(int64_t n);
 
 }  // namespace matvae
