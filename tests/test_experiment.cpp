@@ -203,7 +203,10 @@ TEST_F(ExperimentTest, ResultsNameTheBuildsThatTrainedAndEvaluatedEveryModel) {
   EXPECT_EQ(again["models"].begin().value()["trained_by"], json::array({"0123abc"}));
   EXPECT_EQ(again["provenance"]["models_trained_by"]["0123abc"], 1);
   EXPECT_EQ(again["provenance"]["models_trained_by"][commit], doc["models"].size() - 1);
-  EXPECT_TRUE(contains(read_text(copy / "REPORT.md"), "`0123abc` (1 model)"));
+  const std::string md = read_text(copy / "REPORT.md");
+  EXPECT_TRUE(contains(md, "`0123abc` (1 model)"));
+  EXPECT_TRUE(contains(md, "trained by 2 different builds"));
+  EXPECT_FALSE(contains(read_text(results() / "REPORT.md"), "different builds"));
 }
 
 TEST_F(ExperimentTest, DamagedCachedResultIsReportedNotUsed) {

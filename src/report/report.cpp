@@ -297,7 +297,12 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
                           b, b > 0 ? a / b : NAN);
       }
       md += "Times are the training epochs of each model, as recorded in its run folder, on the machine and with the "
-            "threads per model above.\n\n";
+            "threads per model above.";
+      if (doc.contains("provenance") && doc["provenance"]["models_trained_by"].size() > 1)
+        md += fmt::format(" The models were trained by {} different builds (see the top of this page), so these "
+                          "times may compare one build's speed with another's.",
+                          doc["provenance"]["models_trained_by"].size());
+      md += "\n\n";
     }
 
     // Plots.
