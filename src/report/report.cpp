@@ -163,7 +163,8 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
     };
     const json& p = doc["provenance"];
     const bool unknown = p["models_trained_by"].contains("unknown") || p["evaluations_by"].contains("unknown");
-    md += fmt::format("Models trained by build {}; evaluations computed by {}.{}\n\n",
+    md += fmt::format("Models trained by build {}; evaluations computed by {} (a model or evaluation that one build "
+                      "began and another finished counts under each).{}\n\n",
                       builds(p["models_trained_by"], "model"), builds(p["evaluations_by"], "evaluation"),
                       unknown ? " (`unknown`: a build from before builds recorded themselves in a run's metrics.jsonl "
                                 "and evaluation caches.)"
