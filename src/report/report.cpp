@@ -142,7 +142,7 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
   md += fmt::format(
       "Every number below is read from `results.json`, written by {} at commit `{}`; this page by commit `{}`. "
       "Seeds: {} ({}). Machine: {} cores, {} threads{}, BLAS {}, float32 matmul {:.1f} GFLOP/s on 1 thread, {:.1f} on all. "
-      "Wall time of the whole experiment run: {:.0f} s.\n\n",
+      "Wall time of the experiment run that wrote results.json: {:.0f} s (a run that resumed earlier work counts only its own part).\n\n",
       std::string("matvae"), doc["commit"].get<std::string>(), git_commit(), n_seeds,
       o["seeds"].dump(),
       doc["machine"].value("cores", 0), doc["machine"].value("threads", 0),
