@@ -211,28 +211,24 @@ Task model_task(const std::string& row, uint64_t seed, const ModelJob& job, cons
   return t;
 }
 
-/// Training seconds of a finished run: the per-epoch times in its metrics.jsonl.
-double train_seconds(const fs::path& dir) {
+/// What a finished run's metrics.jsonl says of its training: the seconds of its epochs, summed, and
+/// the builds that trained them, in epoch order ("unknown" for lines written before builds recorded it).
+struct TrainingRecord {
+  double seconds = 0;
+  std::vector<std::string> builds;
+};
+TrainingRecord training_record(const fs::path& dir) {
   std::ifstream in(dir / "metrics.jsonl");
   std::string line;
-  double s = 0;
-  while (std::getline(in, line))
-    if (!line.empty()) s += nlohmann::json::parse(line).value("seconds", 0.0);
-  return s;
-}
-
-/// The builds that trained a run, in the order of its epochs: the "commit" of its metrics.jsonl
-/// lines ("unknown" for lines written before builds recorded it).
-std::vector<std::string> trained_by(const fs::path& dir) {
-  std::ifstream in(dir / "metrics.jsonl");
-  std::string line;
-  std::vector<std::string> commits;
+  TrainingRecord r;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
-    const std::string c = nlohmann::json::parse(line).value("commit", std::string("unknown"));
-    if (std::find(commits.begin(), commits.end(), c) == commits.end()) commits.push_back(c);
+    const auto j = nlohmann::json::parse(line);
+    r.seconds += j.value("seconds", 0.0);
+    const std::string c = j.value("commit", std::string("unknown"));
+    if (std::find(r.builds.begin(), r.builds.end(), c) == r.builds.end()) r.builds.push_back(c);
   }
-  return commits;
+  return r;
 }
 
 /// Returns the cached evaluation `file` for `dims`, computing (and caching) the missing dims. The
@@ -423,6 +419,8 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   };
   // Lists a model in results.json (what the report's run table shows), with its training time.
   auto note_model = [&](const ModelJob& job) {
+    const std::string name = job.dir.filename().string();
+    if (models.contains(name)) return;  // a model with several evaluations: read its run folder once
     json j;
     j["dataset"] = job.dataset;
     j["model"] = job.config.model;
@@ -430,9 +428,10 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     j["seed"] = job.config.seed;
     j["config_hash"] = config_hash(job.config);
     j["run_dir"] = fs::relative(job.dir, o.out).string();
-    j["train_seconds"] = train_seconds(job.dir);
-    j["trained_by"] = trained_by(job.dir);
-    models[job.dir.filename().string()] = j;
+    const TrainingRecord record = training_record(job.dir);
+    j["train_seconds"] = record.seconds;
+    j["trained_by"] = record.builds;
+    models[name] = j;
   };
   auto seconds_of = [&](const ModelJob& job) {  // as noted, not read again from metrics.jsonl
     return models[job.dir.filename().string()]["train_seconds"].get<double>();
