@@ -5,18 +5,20 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <memory>
 
 #include "matvae/data/dataset.h"
 #include "matvae/data/fetch.h"
 #include "matvae/data/info.h"
+#include "matvae/eval/run_eval.h"
 #include "matvae/experiment/experiment.h"
-#include "matvae/experiment/model_eval.h"
-#include "matvae/report/progress_bar.h"
 #include "matvae/report/report.h"
 #include "matvae/train/config.h"
 #include "matvae/train/trainer.h"
 #include "matvae/util/error.h"
 #include "matvae/util/machine.h"
+#include "matvae/util/threads.h"
+#include "progress_bar.h"
 
 namespace {
 
@@ -56,13 +58,24 @@ int run_data_info(const DataInfoArgs& a) {
 }
 
 /// `matvae train` flags: each is bound to a TrainConfig field and applied over the config file
-/// only when given, so the precedence is defaults < --config file < flags.
+/// only when given, so the precedence is defaults < --config file < flags. A choice's text is
+/// parsed into its enum then, by the same parser (and message) as a config file's.
 struct TrainArgs {
   matvae::TrainConfig flags;
   std::vector<std::pair<CLI::Option*, std::function<void(matvae::TrainConfig&)>>> given;
+  std::vector<std::unique_ptr<std::string>> choice_text;  // what each choice flag was given
   std::string config_file, out, resume;
   int64_t threads_override = -1;
   bool quiet = false;
+
+  template <typename E>
+  void bind_choice(CLI::App* app, const std::string& name, E matvae::TrainConfig::*field,
+                   E (*parse)(const std::string&), const std::string& help) {
+    std::string* text = choice_text.emplace_back(std::make_unique<std::string>(matvae::to_string(flags.*field))).get();
+    CLI::Option* opt = app->add_option(name, *text, help);
+    opt->capture_default_str();
+    given.emplace_back(opt, [text, field, parse](matvae::TrainConfig& c) { c.*field = parse(*text); });
+  }
 
   template <typename T>
   void bind(CLI::App* app, const std::string& name, T matvae::TrainConfig::*field, const std::string& help) {
@@ -88,24 +101,24 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   train->add_option("--out", a.out, "Run folder to create");
   train->add_option("--resume", a.resume, "Continue the run in this folder from its last checkpoint");
   train->add_flag("--quiet", a.quiet, "No progress bar or epoch lines");
-  a.bind(train, "--model", &C::model, "vae | mmd | mrl-mmd | mrl-vae");
+  // The choices, parsed from their names (as a config file's are), then every other setting.
+  a.bind_choice(train, "--model", &C::model, matvae::parse_model_kind, "vae | mmd | mrl-mmd | mrl-vae");
+  a.bind_choice(train, "--decoder", &C::decoder, matvae::parse_decoder_form, "tied (MRL-E) | separate (MRL)");
+  a.bind_choice(train, "--likelihood", &C::likelihood, matvae::parse_likelihood, "bernoulli | gaussian");
+  a.bind_choice(train, "--kernel", &C::kernel, matvae::parse_mmd_kernel, "MMD kernel: gaussian | imq");
+  a.bind_choice(train, "--estimator", &C::estimator, matvae::parse_mmd_estimator, "MMD estimator: biased | unbiased");
   a.bind(train, "--data", &C::data, "IDX data folder");
   a.bind(train, "--classes", &C::classes, "Number of classes the labels may take");
   a.bind(train, "--latent", &C::latent, "Latent size D");
   a.bind(train, "--nesting", &C::nesting, "Prefix sizes m_1<...<m_K=D (default for MRL: 2,4,...,D)");
   a.bind(train, "--hidden", &C::hidden, "Encoder widths, mirrored by the decoder");
-  a.bind(train, "--decoder", &C::decoder, "tied (MRL-E) | separate (MRL)");
-  a.bind(train, "--likelihood", &C::likelihood, "bernoulli | gaussian");
-  a.bind(train, "--kernel", &C::kernel, "MMD kernel: gaussian | imq");
-  a.bind(train, "--estimator", &C::estimator, "MMD estimator: biased | unbiased");
   a.bind(train, "--bandwidth", &C::bandwidth, "Kernel width per latent dim (0 = InfoVAE's m^2)");
   a.bind(train, "--lambda", &C::lambda, "MMD weight");
   a.bind(train, "--beta", &C::beta, "KL weight");
   a.bind(train, "--weights", &C::weights, "Per-prefix weights c_m (default all 1)");
   a.bind(train, "--lambdas", &C::lambdas, "Per-prefix MMD weights (default: --lambda for every prefix)");
   a.bind(train, "--warmup", &C::warmup, "Epochs over which the divergence weight ramps up from 0 (0 = off)");
-  a.bind(train, "--prefix-sample", &C::prefix_sample,
-         "Train S random prefixes per step, c_m scaled by K/S (0 = all K; MRL models)");
+  a.bind(train, "--prefix-sample", &C::prefix_sample, "Train S random prefixes per step, c_m scaled by K/S (0 = all)");
   a.bind(train, "--lr", &C::lr, "Adam learning rate");
   a.bind(train, "--weight-decay", &C::weight_decay, "Adam weight decay");
   a.bind(train, "--batch-size", &C::batch_size, "Batch size");

@@ -46,12 +46,12 @@ TEST(AttemptsTest, VariantsChangeWhatTheySay) {
   EXPECT_DOUBLE_EQ(c.lambdas.back(), 100.0);
   c = mrl_config();
   matvae::apply_mrl_variant("separate+c-log", c);
-  EXPECT_EQ(c.decoder, "separate");
+  EXPECT_EQ(c.decoder, matvae::DecoderForm::kSeparate);
   EXPECT_EQ(c.weights.front(), 6.0);
   c = mrl_config();
   matvae::apply_mrl_variant("separate+c-log+sample-2", c);
   EXPECT_EQ(c.prefix_sample, 2);
-  EXPECT_EQ(c.decoder, "separate");
+  EXPECT_EQ(c.decoder, matvae::DecoderForm::kSeparate);
   c = mrl_config();
   c.epochs = 20;
   matvae::apply_mrl_variant("warmup", c);

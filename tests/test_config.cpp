@@ -17,25 +17,25 @@ using matvae_test::error_message;
 
 TEST(ConfigTest, ResolveFillsTheNestingList) {
   TrainConfig c;
-  c.model = "mrl-mmd";
+  c.model = matvae::ModelKind::kMrlMmd;
   c.latent = 64;
   matvae::resolve(c);
   EXPECT_EQ(c.nesting, (std::vector<int64_t>{2, 4, 8, 16, 32, 64}));
   EXPECT_EQ(c.weights, std::vector<double>(6, 1.0));
   TrainConfig v;
-  v.model = "vae";
+  v.model = matvae::ModelKind::kVae;
   v.latent = 20;
   matvae::resolve(v);
   EXPECT_EQ(v.nesting, (std::vector<int64_t>{20}));
   TrainConfig bad;
-  bad.model = "mmd";
+  bad.model = matvae::ModelKind::kMmd;
   bad.nesting = {2, 64};
   EXPECT_TRUE(contains(error_message<UsageError>([&] { matvae::resolve(bad); }), "full code only"));
 }
 
 TEST(ConfigTest, TomlRoundTrip) {
   TrainConfig c;
-  c.model = "mrl-vae";
+  c.model = matvae::ModelKind::kMrlVae;
   c.latent = 16;
   c.nesting = {4, 16};
   c.weights = {2.0, 0.5};
@@ -43,7 +43,7 @@ TEST(ConfigTest, TomlRoundTrip) {
   c.prefix_sample = 1;
   c.lr = 3e-4;
   c.seed = 99;
-  c.kernel = "imq";
+  c.kernel = matvae::MmdKernel::kImq;
   matvae::resolve(c);
   TrainConfig back;
   matvae::apply_toml_text(back, matvae::to_toml(c), "round-trip");
@@ -74,7 +74,7 @@ TEST(ConfigTest, PerPrefixLambdasAndWarmupAreChecked) {
   EXPECT_TRUE(contains(message([](TrainConfig& c) { c.lambdas = {1, 2}; }), "lambdas has 2 values"));
   EXPECT_TRUE(contains(message([](TrainConfig& c) { c.lambdas = {1, -2, 3}; }), "lambdas = -2"));
   EXPECT_TRUE(contains(message([](TrainConfig& c) {
-                         c.model = "mrl-vae";
+                         c.model = matvae::ModelKind::kMrlVae;
                          c.lambdas = {1, 2, 3};
                        }),
                        "no MMD term"));
@@ -125,7 +125,7 @@ TEST_F(TrainCliTest, FlagsOverrideTheConfigFileAndBadSettingsExit2) {
   TrainConfig written;
   matvae::apply_toml(written, dir() / "run" / "config.toml");
   EXPECT_EQ(written.epochs, 1);        // the flag
-  EXPECT_EQ(written.model, "mmd");     // the file
+  EXPECT_EQ(written.model, matvae::ModelKind::kMmd);     // the file
   EXPECT_EQ(written.latent, 3);
   EXPECT_EQ(written.lr, 1e-3);         // the default
 

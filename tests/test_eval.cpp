@@ -14,7 +14,7 @@
 #include "matvae/eval/knn.h"
 #include "matvae/eval/linear_probe.h"
 #include "matvae/eval/pca.h"
-#include "matvae/experiment/model_eval.h"
+#include "matvae/eval/code_metrics.h"
 #include "test_util.h"
 
 namespace {

@@ -14,7 +14,7 @@ using matvae_test::tensors_close;
 
 TrainConfig small_config(const std::string& model) {
   TrainConfig c;
-  c.model = model;
+  c.model = matvae::parse_model_kind(model);
   c.latent = 8;
   c.hidden = {16};
   c.nesting = {};
@@ -42,7 +42,7 @@ TEST(ObjectiveTest, MrlWithNestingDEqualsPlainModel) {
     SCOPED_TRACE(mrl);
     TrainConfig a = small_config(plain);
     TrainConfig b;
-    b.model = mrl;
+    b.model = matvae::parse_model_kind(mrl);
     b.latent = 8;
     b.hidden = {16};
     b.nesting = {8};

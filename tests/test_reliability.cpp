@@ -25,6 +25,7 @@
 #include "matvae/models/vae.h"
 #include "matvae/train/archive.h"
 #include "matvae/train/config.h"
+#include "matvae/train/run_folder.h"
 #include "matvae/train/trainer.h"
 #include "matvae/util/error.h"
 #include "matvae/util/sha256.h"
@@ -42,7 +43,7 @@ void write_data(const fs::path& dir) { write_small_idx_folder(dir, 60, 20, 6, 5,
 
 TrainConfig small_config(const fs::path& data, int64_t latent = 4) {
   TrainConfig c;
-  c.model = "mrl-mmd";
+  c.model = matvae::ModelKind::kMrlMmd;
   c.data = data.string();
   c.latent = latent;
   c.hidden = {16};
@@ -617,7 +618,7 @@ std::vector<Case> cases() {
       in.read(key, t);
       out.write(key, t);
     }
-    out.write("config_hash", c10::IValue(matvae::config_hash(matvae::read_run_config(run))));
+    out.write("config_hash", c10::IValue(matvae::config_hash(matvae::RunFolder(run).read_config())));
     matvae::save_archive(out, run / "state.pt");
     return Invocation{resume(run), {s(run / "state.pt"), "does not fit this model"}};
   });
@@ -666,17 +667,23 @@ std::vector<Case> cases() {
   // --- results caches and experiments ---
   add("ResultsCacheChecksumMismatch", 1, [](Ctx& c) {
     const auto e = copy_experiment(c);
-    auto doc = nlohmann::json::parse(slurp(e.eval_cache));
-    doc["payload"]["2"]["probe"] = 0.99;  // a plausible number, but not the one that was computed
-    write_bytes(e.eval_cache, doc.dump(1));
+    std::string text = slurp(e.eval_cache);  // header lines, then the JSON payload
+    const size_t at = text.find("\"probe\": ") + 9;
+    text.replace(at, text.find(',', at) - at, "0.99");  // a plausible number, but not the one that was computed
+    write_bytes(e.eval_cache, text);
     return Invocation{experiment_args(e.out), {s(e.eval_cache), "checksum mismatch"}};
   });
-  // Damaged in place: bytes that are not JSON, nothing at all, JSON without the checksum envelope.
+  // Damaged in place: a valid envelope around bytes that are not JSON, nothing at all, JSON without
+  // the checksum envelope.
+  const auto envelope = [](const std::string& payload) {
+    return "MATVAE-ARCHIVE 1\n" + std::to_string(payload.size()) + "\n" +
+           matvae::sha256_hex(payload.data(), payload.size()) + "\n" + payload;
+  };
   for (const auto& [name, text, mention] :
        std::vector<std::tuple<std::string, std::string, std::string>>{
-           {"ResultsCacheNotJson", "{\"sha256\": \"0", "not JSON"},
+           {"ResultsCacheNotJson", envelope("{\"2\": {\"probe\": 0"), "not JSON"},
            {"ResultsCacheEmpty", "", "damaged cached result"},
-           {"ResultsCacheFieldsMissing", "{\"payload\": {}}", "missing fields"}}) {
+           {"ResultsCacheFieldsMissing", "{\"payload\": {}}", "not a matvae cached result"}}) {
     add(name, 1, [text = text, mention = mention](Ctx& c) {
       const auto e = copy_experiment(c);
       write_bytes(e.eval_cache, text);
@@ -815,23 +822,49 @@ TEST(CatalogueSize, HasAtLeastThirtyCases) { EXPECT_GE(cases().size(), 30u); }
 
 // --- integrity, through the library ---------------------------------------------------------------
 
-/// The torch-free checks of config.cpp say exactly what the parsers of the model and losses say.
+/// A config file's bad choices and nesting lists get exactly the messages of the model's and the
+/// losses' own parsers and checks (one table each, no copies).
 TEST(ConfigChecks, MatchTheMessagesOfTheModelAndLossParsers) {
-  auto resolve_message = [](const std::function<void(TrainConfig&)>& f) {
+  auto toml_message = [](const std::string& text) {
     TrainConfig c;
-    f(c);
-    return error_message<matvae::UsageError>([&] { matvae::resolve(c); });
+    return error_message<matvae::UsageError>([&] {
+      matvae::apply_toml_text(c, text, "t.toml");
+      matvae::resolve(c);
+    });
   };
-  EXPECT_EQ(resolve_message([](TrainConfig& c) { c.decoder = "shared"; }),
+  EXPECT_EQ(toml_message("decoder = 'shared'\n"),
             error_message<matvae::UsageError>([] { matvae::parse_decoder_form("shared"); }));
-  EXPECT_EQ(resolve_message([](TrainConfig& c) { c.likelihood = "poisson"; }),
+  EXPECT_EQ(toml_message("likelihood = 'poisson'\n"),
             error_message<matvae::UsageError>([] { matvae::parse_likelihood("poisson"); }));
-  EXPECT_EQ(resolve_message([](TrainConfig& c) { c.kernel = "laplace"; }),
+  EXPECT_EQ(toml_message("kernel = 'laplace'\n"),
             error_message<matvae::UsageError>([] { matvae::parse_mmd_kernel("laplace"); }));
-  for (const std::vector<int64_t>& nesting : {std::vector<int64_t>{2, 8, 4, 64}, {0, 64}, {2, 4}}) {
-    EXPECT_EQ(resolve_message([&](TrainConfig& c) { c.nesting = nesting; }),
-              error_message<matvae::UsageError>([&] { matvae::check_nesting(nesting, 64); }));
+  EXPECT_EQ(toml_message("estimator = 'fair'\n"),
+            error_message<matvae::UsageError>([] { matvae::parse_mmd_estimator("fair"); }));
+  EXPECT_EQ(toml_message("model = 'gan'\n"), error_message<matvae::UsageError>([] { matvae::parse_model_kind("gan"); }));
+  for (const std::string& nesting : {"[2, 8, 4, 64]", "[0, 64]", "[2, 4]"}) {
+    const std::vector<int64_t> list = nesting == "[2, 8, 4, 64]" ? std::vector<int64_t>{2, 8, 4, 64}
+                                      : nesting == "[0, 64]"     ? std::vector<int64_t>{0, 64}
+                                                                 : std::vector<int64_t>{2, 4};
+    EXPECT_EQ(toml_message("nesting = " + nesting + "\n"),
+              error_message<matvae::UsageError>([&] { matvae::check_nesting(list, 64); }));
   }
+}
+
+/// Each choice reads back the value its name was written from, and names the accepted values.
+TEST(ConfigChecks, ChoicesRoundTripByName) {
+  for (const auto m : {matvae::ModelKind::kVae, matvae::ModelKind::kMmd, matvae::ModelKind::kMrlMmd,
+                       matvae::ModelKind::kMrlVae})
+    EXPECT_EQ(matvae::parse_model_kind(matvae::to_string(m)), m);
+  for (const auto d : {matvae::DecoderForm::kTied, matvae::DecoderForm::kSeparate})
+    EXPECT_EQ(matvae::parse_decoder_form(matvae::to_string(d)), d);
+  for (const auto l : {matvae::Likelihood::kBernoulli, matvae::Likelihood::kGaussian})
+    EXPECT_EQ(matvae::parse_likelihood(matvae::to_string(l)), l);
+  for (const auto k : {matvae::MmdKernel::kGaussian, matvae::MmdKernel::kImq})
+    EXPECT_EQ(matvae::parse_mmd_kernel(matvae::to_string(k)), k);
+  for (const auto e : {matvae::MmdEstimator::kBiased, matvae::MmdEstimator::kUnbiased})
+    EXPECT_EQ(matvae::parse_mmd_estimator(matvae::to_string(e)), e);
+  EXPECT_TRUE(contains(error_message<matvae::UsageError>([] { matvae::parse_model_kind("gan"); }),
+                       "vae, mmd, mrl-mmd or mrl-vae"));
 }
 
 /// Non-ASCII text reaches undefined behaviour in toml++ 3.3 outside strings and comments (see
@@ -877,18 +910,18 @@ TEST_F(Integrity, EveryDamagedByteOfAStateIsFound) {
 TEST_F(Integrity, DamagedOrForeignCheckpointIsNotLoaded) {
   copy_folder(Templates::get().done(), dir() / "run");
   const fs::path ckpt = dir() / "run" / "checkpoint.pt";
-  EXPECT_NO_THROW(matvae::load_run(dir() / "run"));
+  EXPECT_NO_THROW(matvae::RunFolder(dir() / "run").load());
   const auto good = read_bytes(ckpt);
   flip_byte(ckpt, good.size() / 2);
-  EXPECT_TRUE(contains(error_message<matvae::Error>([&] { matvae::load_run(dir() / "run"); }),
+  EXPECT_TRUE(contains(error_message<matvae::Error>([&] { matvae::RunFolder(dir() / "run").load(); }),
                        ckpt.string() + ": damaged checkpoint: checksum mismatch"));
   auto cut = good;
   cut.resize(cut.size() / 3);
   write_bytes(ckpt, cut);
-  EXPECT_TRUE(contains(error_message<matvae::Error>([&] { matvae::load_run(dir() / "run"); }), "truncated"));
+  EXPECT_TRUE(contains(error_message<matvae::Error>([&] { matvae::RunFolder(dir() / "run").load(); }), "truncated"));
   // The final weights of a latent-3 run: a different config.
   fs::copy_file(Templates::get().other() / "checkpoint.pt", ckpt, fs::copy_options::overwrite_existing);
-  EXPECT_TRUE(contains(error_message<matvae::Error>([&] { matvae::load_run(dir() / "run"); }), "different config"));
+  EXPECT_TRUE(contains(error_message<matvae::Error>([&] { matvae::RunFolder(dir() / "run").load(); }), "different config"));
   // The same, relabelled with this run's config hash: the shapes still give it away.
   torch::serialize::InputArchive in;
   matvae::load_archive(in, Templates::get().other() / "checkpoint.pt");
@@ -901,9 +934,9 @@ TEST_F(Integrity, DamagedOrForeignCheckpointIsNotLoaded) {
   torch::serialize::OutputArchive out, model_out;
   other->save(model_out);
   out.write("model", model_out);
-  out.write("config_hash", c10::IValue(matvae::config_hash(matvae::read_run_config(dir() / "run"))));
+  out.write("config_hash", c10::IValue(matvae::config_hash(matvae::RunFolder(dir() / "run").read_config())));
   matvae::save_archive(out, ckpt);
-  const auto msg = error_message<matvae::Error>([&] { matvae::load_run(dir() / "run"); });
+  const auto msg = error_message<matvae::Error>([&] { matvae::RunFolder(dir() / "run").load(); });
   EXPECT_TRUE(contains(msg, "does not fit this model"));
   EXPECT_TRUE(contains(msg, "[4, 16] in the model"));
 }

@@ -11,8 +11,8 @@
 #include <regex>
 #include <set>
 
-#include "matvae/report/npy.h"
-#include "matvae/report/svg_plot.h"
+#include "matvae/io/npy.h"
+#include "matvae/io/svg_plot.h"
 #include "matvae/util/error.h"
 #include "test_util.h"
 

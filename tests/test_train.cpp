@@ -11,7 +11,9 @@
 #include "matvae/data/dataset.h"
 #include "matvae/data/idx.h"
 #include "matvae/train/archive.h"
+#include "matvae/train/run_folder.h"
 #include "matvae/train/trainer.h"
+#include "matvae/util/threads.h"
 #include "matvae/util/error.h"
 #include "test_util.h"
 
@@ -48,7 +50,7 @@ class TrainTest : public ::testing::Test {
 
   static TrainConfig small(const std::string& model = "mrl-mmd") {
     TrainConfig c;
-    c.model = model;
+    c.model = matvae::parse_model_kind(model);
     c.data = data_->path().string();
     c.latent = 8;
     c.hidden = {64};
@@ -108,7 +110,7 @@ TEST_F(TrainTest, LossFallsAndReconstructionBeatsTheMeanImage) {
   for (const char* f : {"config.toml", "metrics.jsonl", "state.pt", "checkpoint.pt", "recon.png", "samples.png"})
     EXPECT_TRUE(fs::exists(run / f)) << f;
   // The final weights load back into the same model.
-  const auto loaded = matvae::load_run(run);
+  const auto loaded = matvae::RunFolder(run).load();
   EXPECT_EQ(loaded.config.nesting, (std::vector<int64_t>{2, 4, 8}));
 }
 
@@ -129,7 +131,7 @@ TEST_F(TrainTest, TwoRunsGiveIdenticalMetrics) {
 
 TEST_F(TrainTest, InterruptedAndResumedRunEqualsUninterrupted) {
   TrainConfig c = small();
-  c.decoder = "separate";
+  c.decoder = matvae::DecoderForm::kSeparate;
   c.checkpoint_every = 7;
   matvae::train(c, out_ / "whole");
 
@@ -209,11 +211,11 @@ TEST_F(TrainTest, BadSettingsThrowUsageErrorAndWriteNothing) {
       {[](TrainConfig& c) { c.nesting = {2, 4}; }, "must equal the latent size"},
       {[](TrainConfig& c) { c.lambda = -1; }, "lambda"},
       {[](TrainConfig& c) { c.beta = -0.5; }, "beta"},
-      {[](TrainConfig& c) { c.model = "gan"; }, "model"},
-      {[](TrainConfig& c) { c.kernel = "laplace"; }, "laplace"},
+      {[](TrainConfig& c) { matvae::apply_toml_text(c, "model = 'gan'\n", "t.toml"); }, "model"},
+      {[](TrainConfig& c) { matvae::apply_toml_text(c, "kernel = 'laplace'\n", "t.toml"); }, "laplace"},
       {[](TrainConfig& c) { c.batch_size = 0; }, "batch_size"},
       {[](TrainConfig& c) { c.weights = {1, 2}; }, "weights"},
-      {[](TrainConfig& c) { c.decoder = "shared"; }, "shared"},
+      {[](TrainConfig& c) { matvae::apply_toml_text(c, "decoder = 'shared'\n", "t.toml"); }, "shared"},
       {[](TrainConfig& c) { c.lr = 0; }, "lr"},
       {[](TrainConfig& c) { c.epochs = 0; }, "epochs"},
       {[](TrainConfig& c) { c.batch_size = 5000; }, "larger than the 2000 training images"},
@@ -221,10 +223,14 @@ TEST_F(TrainTest, BadSettingsThrowUsageErrorAndWriteNothing) {
   int i = 0;
   for (const auto& [mutate, expected] : cases) {
     SCOPED_TRACE(expected);
-    TrainConfig c = small();
-    mutate(c);
     const fs::path run = out_ / ("bad" + std::to_string(i++));
-    EXPECT_TRUE(contains(error_message<matvae::UsageError>([&] { matvae::train(c, run); }), expected));
+    // A bad choice is refused where its text is parsed (a config file, a flag), before train().
+    EXPECT_TRUE(contains(error_message<matvae::UsageError>([&] {
+                           TrainConfig c = small();
+                           mutate(c);
+                           matvae::train(c, run);
+                         }),
+                         expected));
     EXPECT_FALSE(fs::exists(run));
   }
 }

@@ -1,4 +1,4 @@
-// Loading IDX folders into in-memory Datasets.
+// Loading IDX folders into in-memory Datasets, and views and subsets of them.
 #include "matvae/data/dataset.h"
 
 #include "matvae/data/idx.h"
@@ -13,6 +13,26 @@ Dataset Dataset::head(int64_t n) const {
     out.images = images.narrow(0, 0, n);
     out.labels = labels.narrow(0, 0, n);
   }
+  return out;
+}
+
+Dataset Dataset::tail(int64_t n) const {
+  Dataset out = *this;
+  if (n >= 0 && n < size()) {
+    out.images = images.narrow(0, size() - n, n);
+    out.labels = labels.narrow(0, size() - n, n);
+  }
+  return out;
+}
+
+Dataset random_subset(const Dataset& data, int64_t n, uint64_t seed) {
+  if (n <= 0 || n >= data.size()) return data;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto order = torch::randperm(data.size(), gen, torch::TensorOptions().dtype(torch::kInt64));
+  const auto idx = std::get<0>(order.narrow(0, 0, n).sort());
+  Dataset out = data;
+  out.images = data.images.index_select(0, idx);
+  out.labels = data.labels.index_select(0, idx);
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "matvae/experiment/plan.h"
 #include "matvae/util/error.h"
 
 namespace matvae {
@@ -19,7 +20,7 @@ std::vector<double> per_prefix(const TrainConfig& c, const std::function<double(
 }
 
 // The levers; the variants below are these alone or combined.
-void separate_decoder(TrainConfig& c) { c.decoder = "separate"; }
+void separate_decoder(TrainConfig& c) { c.decoder = DecoderForm::kSeparate; }
 void weights_log(TrainConfig& c) {
   c.weights = per_prefix(c, [](double r) { return std::log2(1.0 / r) + 1.0; });
 }
@@ -127,6 +128,42 @@ std::string choose_variant(const std::map<std::string, VariantScore>& scores) {
   }
   if (chosen.empty()) throw Error("choose_variant: scores name no known variant");
   return chosen;
+}
+
+AttemptsVerdict judge_attempts(const std::vector<Task>& trials, const std::vector<int64_t>& dims, uint64_t seed,
+                               const ValidationSplit& v, int64_t train_rows) {
+  AttemptsVerdict out;
+  nlohmann::ordered_json& record = out.record;
+  record["seed"] = seed;
+  record["validation_rows"] = {v.fit_rows, train_rows};
+  record["train_limit"] = v.train_limit;
+  AccuracyByM reference;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const std::string m = std::to_string(dims[i]);
+    record["reference"][m] = trials[i].result[m];
+    record["reference_runs"][m] = trials[i].job.dir.filename().string();
+    reference[dims[i]] = trials[i].result[m]["probe"].get<double>();
+  }
+  std::map<std::string, VariantScore> scores;
+  for (size_t i = 0; i < mrl_variants().size(); ++i) {
+    const auto& mv = mrl_variants()[i];
+    const Task& t = trials[dims.size() + i];
+    AccuracyByM acc;
+    for (int64_t m : dims) acc[m] = t.result[std::to_string(m)]["probe"].get<double>();
+    const VariantScore sc = score_variant(reference, acc);
+    scores[mv.name] = sc;
+    nlohmann::ordered_json& e = record["variants"][mv.name];
+    e["description"] = mv.description;
+    e["run"] = t.job.dir.filename().string();
+    e["config_hash"] = config_hash(t.job.config);
+    e["metrics"] = t.result;
+    e["worst_gap"] = sc.worst_gap;
+    e["mean_gap"] = sc.mean_gap;
+    e["mean_probe"] = sc.mean_accuracy;
+  }
+  out.chosen = choose_variant(scores);
+  record["chosen"] = out.chosen;
+  return out;
 }
 
 }  // namespace matvae

@@ -4,8 +4,6 @@
 
 #include <cmath>
 
-#include "matvae/util/error.h"
-
 namespace matvae {
 
 namespace {
@@ -81,22 +79,6 @@ torch::Tensor sq_dist(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 }  // namespace
-
-MmdKernel parse_mmd_kernel(const std::string& name) {
-  if (name == "gaussian") return MmdKernel::kGaussian;
-  if (name == "imq") return MmdKernel::kImq;
-  throw UsageError("unknown MMD kernel '" + name + "': expected 'gaussian' or 'imq'");
-}
-
-std::string to_string(MmdKernel kernel) {
-  switch (kernel) {
-    case MmdKernel::kGaussian:
-      return "gaussian";
-    case MmdKernel::kImq:
-      return "imq";
-  }
-  TORCH_INTERNAL_ASSERT(false, "unhandled MmdKernel ", static_cast<int>(kernel));
-}
 
 torch::Tensor loss_mmd(const torch::Tensor& x, const torch::Tensor& y, const MmdOptions& options) {
   check_samples(x, y, options, "loss_mmd");

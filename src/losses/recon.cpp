@@ -1,25 +1,7 @@
-// Reconstruction losses (Bernoulli cross-entropy, squared error) and their names.
+// Reconstruction losses: Bernoulli cross-entropy and squared error.
 #include "matvae/losses/recon.h"
 
-#include "matvae/util/error.h"
-
 namespace matvae {
-
-Likelihood parse_likelihood(const std::string& name) {
-  if (name == "bernoulli") return Likelihood::kBernoulli;
-  if (name == "gaussian") return Likelihood::kGaussian;
-  throw UsageError("unknown likelihood '" + name + "': expected 'bernoulli' or 'gaussian'");
-}
-
-std::string to_string(Likelihood likelihood) {
-  switch (likelihood) {
-    case Likelihood::kBernoulli:
-      return "bernoulli";
-    case Likelihood::kGaussian:
-      return "gaussian";
-  }
-  TORCH_INTERNAL_ASSERT(false, "unhandled Likelihood ", static_cast<int>(likelihood));
-}
 
 torch::Tensor loss_recon(const torch::Tensor& logits, const torch::Tensor& x, Likelihood likelihood) {
   TORCH_CHECK(logits.dim() == 2, "loss_recon: expected logits of shape [N, P], got ", logits.sizes());

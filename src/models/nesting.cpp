@@ -1,4 +1,4 @@
-// Nesting-list checks; see nesting.h.
+// The nesting list's default and checks; see nesting.h.
 #include "matvae/models/nesting.h"
 
 #include <string>
@@ -6,6 +6,13 @@
 #include "matvae/util/error.h"
 
 namespace matvae {
+
+std::vector<int64_t> default_nesting(int64_t latent) {
+  std::vector<int64_t> nesting;
+  for (int64_t m = 2; m < latent; m *= 2) nesting.push_back(m);
+  nesting.push_back(latent);
+  return nesting;
+}
 
 void check_nesting(const std::vector<int64_t>& nesting, int64_t latent) {
   if (nesting.empty()) throw UsageError("nesting list is empty");

@@ -3,17 +3,7 @@
 
 #include <numeric>
 
-#include "matvae/util/error.h"
-
 namespace matvae {
-
-DecoderForm parse_decoder_form(const std::string& name) {
-  if (name == "tied") return DecoderForm::kTied;
-  if (name == "separate") return DecoderForm::kSeparate;
-  throw UsageError("unknown decoder '" + name + "' (expected tied or separate)");
-}
-
-std::string to_string(DecoderForm form) { return form == DecoderForm::kTied ? "tied" : "separate"; }
 
 VaeImpl::VaeImpl(const VaeOptions& options) : options_(options) {
   check_nesting(options_.nesting(), options_.latent());

@@ -9,9 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "matvae/experiment/attempts.h"
-#include "matvae/experiment/experiment.h"
-#include "matvae/report/svg_plot.h"
+#include "matvae/io/svg_plot.h"
 #include "matvae/util/error.h"
 #include "matvae/util/file_io.h"
 #include "matvae/util/machine.h"
@@ -62,10 +60,16 @@ std::string pretty_dataset(const std::string& d) {
   return d;
 }
 
-std::string variant_description(const std::string& name) {
-  for (const auto& v : mrl_variants())
-    if (v.name == name) return v.description;
-  return "unknown variant";
+/// A row's title and a variant's description, as results.json records them (files from before it
+/// did have neither: then the row's own name, and no description).
+std::string row_title(const json& doc, const std::string& row) {
+  return doc.contains("row_titles") && doc["row_titles"].contains(row) ? doc["row_titles"][row].get<std::string>()
+                                                                       : row;
+}
+std::string variant_description(const json& doc, const std::string& name) {
+  return doc.contains("variant_descriptions") && doc["variant_descriptions"].contains(name)
+             ? doc["variant_descriptions"][name].get<std::string>()
+             : "no description recorded";
 }
 
 /// The appendix: every MRL variant's validation probe accuracy next to the MMD-VAEs trained at m.
@@ -131,10 +135,14 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
   const json& results = doc["results"];
   const auto& o = doc["options"];
   const std::vector<int64_t> dims = o["dims"].get<std::vector<int64_t>>();
+  // The rows in the catalogue's order (row_titles'), as far as the run had them.
   std::vector<std::string> rows;
-  for (const auto& r : experiment_rows())
+  const json catalogue = doc.contains("row_titles") ? doc["row_titles"] : json::object();
+  for (const auto& [r, title] : catalogue.items())
     for (const auto& want : o["rows"])
       if (want == r) rows.push_back(r);
+  if (catalogue.empty())
+    for (const auto& want : o["rows"]) rows.push_back(want.get<std::string>());
   const size_t n_seeds = o["seeds"].size();
 
   std::string md;
@@ -189,7 +197,7 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
         p.value("latent", 0), p["hidden"].dump(), p["eval"].value("train_limit", 0), p["eval"].value("test_limit", 0));
   }
   md += "Rows: " ;
-  for (size_t i = 0; i < rows.size(); ++i) md += fmt::format("{}`{}` = {}", i ? "; " : "", rows[i], row_title(rows[i]));
+  for (size_t i = 0; i < rows.size(); ++i) md += fmt::format("{}`{}` = {}", i ? "; " : "", rows[i], row_title(doc, rows[i]));
   md += ".\n\n";
   md += "Linear probe: multinomial logistic regression on standardised codes, L2 strength chosen on a 10% "
         "validation part of train (never on test). k-NN: exact, L2 distance, against all training codes. "
@@ -218,7 +226,7 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
     if (doc.contains("mrl_variant") && doc["mrl_variant"].contains(dataset)) {
       const std::string v = doc["mrl_variant"][dataset].get<std::string>();
       const bool chosen = doc.contains("attempts") && doc["attempts"].contains(dataset);
-      md += fmt::format("The `mrl-mmd` row is the variant `{}`: {}; {}.\n\n", v, variant_description(v),
+      md += fmt::format("The `mrl-mmd` row is the variant `{}`: {}; {}.\n\n", v, variant_description(doc, v),
                         chosen ? "chosen on validation data among the attempts in the appendix"
                                : "the profile's default (run with `--attempts` to compare the variants on validation data)");
     }
@@ -322,7 +330,7 @@ void write_report(const fs::path& results_json, const fs::path& out_dir) {
       plot.log2_x = true;
       for (const auto& r : rows) {
         PlotSeries s;
-        s.label = row_title(r);
+        s.label = row_title(doc, r);
         for (int64_t m : dims) {
           const json* c = cell(results, dataset, r, std::to_string(m));
           if (!c) continue;

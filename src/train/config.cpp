@@ -1,6 +1,5 @@
 // TrainConfig: validation, TOML in and out, hashing.
-// Free of LibTorch (the model, loss and kernel names are checked here as plain strings, with the
-// messages of their parse_* functions), so that the libFuzzer target in fuzz/ can build it with clang.
+// Free of LibTorch, so that the libFuzzer target in fuzz/ can build it with clang.
 #include "matvae/train/config.h"
 
 #include <toml++/toml.h>
@@ -15,6 +14,8 @@
 #include <sstream>
 
 #include "matvae/models/nesting.h"
+#include "matvae/train/toml_guard.h"
+#include "matvae/util/choice.h"
 #include "matvae/util/error.h"
 #include "matvae/util/file_io.h"
 #include "matvae/util/sha256.h"
@@ -25,6 +26,10 @@ namespace {
 // A bound far above any MLP on images that fits in memory; larger widths would only fail later
 // in the allocator with a message that names no setting.
 constexpr int64_t kMaxHidden = 65536;
+
+const ChoiceTable<ModelKind> kModels = {
+    {{"vae", ModelKind::kVae}, {"mmd", ModelKind::kMmd}, {"mrl-mmd", ModelKind::kMrlMmd}, {"mrl-vae", ModelKind::kMrlVae}},
+    [](const std::string& s) { return "model = " + s + ": expected vae, mmd, mrl-mmd or mrl-vae"; }};
 
 template <typename T>
 void check(bool ok, const std::string& key, const T& value, const std::string& expected) {
@@ -92,6 +97,17 @@ Field string_field(std::string TrainConfig::*member, const char* key) {
           [member](const TrainConfig& c) { return toml_value(c.*member); }};
 }
 
+/// A typed choice, read and written by name; its parser's message names a bad value.
+template <typename E>
+Field choice_field(E TrainConfig::*member, const char* key, E (*parse)(const std::string&),
+                   std::string (*name)(E)) {
+  return {[member, key, parse](TrainConfig& c, const toml::node& n, const std::string& file) {
+            if (!n.is_string()) type_error(file, key, "a string", n);
+            c.*member = parse(*n.value<std::string>());
+          },
+          [member, name](const TrainConfig& c) { return toml_value(name(c.*member)); }};
+}
+
 template <typename Int>
 Field int_field(Int TrainConfig::*member, const char* key) {
   return {[member, key](TrainConfig& c, const toml::node& n, const std::string& name) {
@@ -132,14 +148,14 @@ Field list_field(std::vector<T> TrainConfig::*member, const char* key) {
 
 const std::vector<std::pair<std::string, Field>>& fields() {
   static const std::vector<std::pair<std::string, Field>> kFields = {
-      {"model", string_field(&TrainConfig::model, "model")},
+      {"model", choice_field(&TrainConfig::model, "model", parse_model_kind, to_string)},
       {"latent", int_field(&TrainConfig::latent, "latent")},
       {"nesting", list_field(&TrainConfig::nesting, "nesting")},
       {"hidden", list_field(&TrainConfig::hidden, "hidden")},
-      {"decoder", string_field(&TrainConfig::decoder, "decoder")},
-      {"likelihood", string_field(&TrainConfig::likelihood, "likelihood")},
-      {"kernel", string_field(&TrainConfig::kernel, "kernel")},
-      {"estimator", string_field(&TrainConfig::estimator, "estimator")},
+      {"decoder", choice_field(&TrainConfig::decoder, "decoder", parse_decoder_form, to_string)},
+      {"likelihood", choice_field(&TrainConfig::likelihood, "likelihood", parse_likelihood, to_string)},
+      {"kernel", choice_field(&TrainConfig::kernel, "kernel", parse_mmd_kernel, to_string)},
+      {"estimator", choice_field(&TrainConfig::estimator, "estimator", parse_mmd_estimator, to_string)},
       {"bandwidth", double_field(&TrainConfig::bandwidth, "bandwidth")},
       {"lambda", double_field(&TrainConfig::lambda, "lambda")},
       {"beta", double_field(&TrainConfig::beta, "beta")},
@@ -161,151 +177,20 @@ const std::vector<std::pair<std::string, Field>>& fields() {
   return kFields;
 }
 
-// The same checks and messages as parse_decoder_form, parse_likelihood and
-// parse_mmd_kernel (models/, losses/), which need LibTorch; tests/test_reliability.cpp holds them equal.
-void check_names(const TrainConfig& c) {
-  if (c.decoder != "tied" && c.decoder != "separate")
-    throw UsageError("unknown decoder '" + c.decoder + "' (expected tied or separate)");
-  if (c.likelihood != "bernoulli" && c.likelihood != "gaussian")
-    throw UsageError("unknown likelihood '" + c.likelihood + "': expected 'bernoulli' or 'gaussian'");
-  if (c.kernel != "gaussian" && c.kernel != "imq")
-    throw UsageError("unknown MMD kernel '" + c.kernel + "': expected 'gaussian' or 'imq'");
-}
-
-/// toml++ 3.3 (Debian 12's) reaches __builtin_unreachable, i.e. undefined behaviour, on some
-/// non-ASCII characters wherever it tests for whitespace: between and after tokens, inside keys and
-/// bare values, after a line-ending backslash (upstream issues marzer/tomlplusplus#190 and #295;
-/// found by fuzz/fuzz_config). TOML allows non-ASCII text only in strings and comments anyway, so
-/// text with one anywhere else (or in a quoted key) is refused before it reaches the parser; string
-/// values, such as a data path with an accent, and comments keep them.
-void check_non_ascii(const std::string& text, const std::string& name) {
-  enum class Mode { kKey, kValueStart, kBare, kAfterValue };
-  Mode mode = Mode::kKey;
-  std::vector<char> levels;  // open '[' arrays and '{' inline tables of the current value
-  size_t line = 1, line_start = 0;
-  const size_t n = text.size();
-  const auto ascii = [&](size_t i) { return static_cast<unsigned char>(text[i]) < 0x80; };
-  const auto space = [&](size_t i) { return text[i] == ' ' || text[i] == '\t' || text[i] == '\r'; };
-  const auto newline = [&](size_t i) {
-    ++line;
-    line_start = i + 1;
-  };
-  const auto refuse = [&](size_t i) {
-    throw UsageError(fmt::format("{}:{}:{}: non-ASCII character outside a string value or comment", name, line,
-                                 i - line_start + 1));
-  };
-  // The string opening at i: returns the index of its last character (or of the one before the
-  // line break that ends an unterminated one-line string).
-  const auto skip_string = [&](size_t i, bool value) {
-    const char q = text[i];
-    const bool multi = text.compare(i, 3, std::string(3, q)) == 0;  // (the parser reads one as a key, then refuses it)
-    for (i += multi ? 3 : 1; i < n; ++i) {
-      if (!ascii(i) && !value) refuse(i);
-      if (text[i] == '\n') {
-        if (!multi) return i - 1;
-        newline(i);
-      } else if (q == '"' && text[i] == '\\' && i + 1 < n) {
-        ++i;
-        if (!ascii(i)) refuse(i);
-        if (multi && (space(i) || text[i] == '\n')) {
-          // A line-ending backslash: the parser skips whitespace up to the next character.
-          if (text[i] == '\n') newline(i);
-          for (; i + 1 < n && (space(i + 1) || text[i + 1] == '\n'); ++i)
-            if (text[i + 1] == '\n') newline(i + 1);
-          if (i + 1 < n && !ascii(i + 1)) refuse(i + 1);
-        } else if (text[i] == '\n') {
-          return i - 1;
-        }
-      } else if (text[i] == q && (!multi || text.compare(i, 3, std::string(3, q)) == 0)) {
-        size_t run = 1;  // a multi-line string ends with the last three of up to five quotes
-        while (multi && run < 5 && i + run < n && text[i + run] == q) ++run;
-        return i + run - 1;
-      }
-    }
-    return n - 1;
-  };
-  const size_t bom = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;  // the parser skips a UTF-8 BOM
-  for (size_t i = bom; i < n; ++i) {
-    const char c = text[i];
-    if (c == '#' && mode != Mode::kBare) {  // a comment, to the end of the line
-      while (i + 1 < n && text[i + 1] != '\n') ++i;
-      continue;
-    }
-    if (!ascii(i)) refuse(i);
-    if (c == '\n') newline(i);
-    const char top = levels.empty() ? 0 : levels.back();
-    if (mode == Mode::kBare) {  // a number, boolean or date runs to the next terminator
-      if (!(space(i) || c == '\n' || c == ',' || c == ']' || c == '}' || c == '#')) continue;
-      mode = Mode::kAfterValue;
-      if (c == '#') {
-        while (i + 1 < n && text[i + 1] != '\n') ++i;
-        continue;
-      }
-    }
-    switch (mode) {
-      case Mode::kKey:
-        if (c == '"' || c == '\'') {
-          i = skip_string(i, false);
-        } else if (c == '=') {
-          mode = Mode::kValueStart;
-        } else if (c == '}' && top == '{') {
-          levels.pop_back();
-          mode = Mode::kAfterValue;
-        }
-        break;
-      case Mode::kValueStart:
-        if (c == '\n' && top == 0) {
-          mode = Mode::kKey;
-        } else if (c == '"' || c == '\'') {
-          i = skip_string(i, true);
-          mode = Mode::kAfterValue;
-        } else if (c == '[') {
-          levels.push_back('[');
-        } else if (c == '{') {
-          levels.push_back('{');
-          mode = Mode::kKey;
-        } else if ((c == ']' && top == '[') || (c == '}' && top == '{')) {
-          levels.pop_back();
-          mode = Mode::kAfterValue;
-        } else if (!space(i) && c != '\n' && c != ',') {
-          mode = Mode::kBare;
-        }
-        break;
-      case Mode::kAfterValue:
-      case Mode::kBare:
-        if (c == '\n' && top != '[') {
-          mode = Mode::kKey;
-          levels.clear();
-        } else if (c == ',') {
-          mode = top == '[' ? Mode::kValueStart : Mode::kKey;
-        } else if ((c == ']' || c == '}') && top != 0) {
-          levels.pop_back();
-        }
-        break;
-    }
-  }
-}
-
 }  // namespace
 
+ModelKind parse_model_kind(const std::string& name) { return kModels.parse(name); }
+std::string to_string(ModelKind model) { return kModels.name(model); }
+
 void resolve(TrainConfig& c) {
-  check(c.model == "vae" || c.model == "mmd" || c.model == "mrl-mmd" || c.model == "mrl-vae", "model", c.model,
-        "vae, mmd, mrl-mmd or mrl-vae");
   check(c.latent > 0 && c.latent <= 4096, "latent", c.latent, "an integer in 1..4096");
-  if (c.nesting.empty()) {
-    if (c.is_mrl()) {
-      for (int64_t m = 2; m < c.latent; m *= 2) c.nesting.push_back(m);
-    }
-    c.nesting.push_back(c.latent);
-  }
+  if (c.nesting.empty()) c.nesting = c.is_mrl() ? default_nesting(c.latent) : std::vector<int64_t>{c.latent};
   if (!c.is_mrl() && !(c.nesting.size() == 1 && c.nesting[0] == c.latent))
     throw UsageError(fmt::format("nesting = [{}]: model {} trains the full code only; use mrl-mmd or mrl-vae",
-                                 fmt::join(c.nesting, ","), c.model));
+                                 fmt::join(c.nesting, ","), to_string(c.model)));
   check_nesting(c.nesting, c.latent);
   check(!c.hidden.empty(), "hidden", "[]", "at least one layer width");
   for (int64_t h : c.hidden) check(h > 0 && h <= kMaxHidden, "hidden", h, fmt::format("widths in 1..{}", kMaxHidden));
-  check_names(c);
-  check(c.estimator == "biased" || c.estimator == "unbiased", "estimator", c.estimator, "biased or unbiased");
   check(std::isfinite(c.bandwidth) && c.bandwidth >= 0, "bandwidth", c.bandwidth, "a number >= 0 (0 = m^2)");
   check(std::isfinite(c.lambda) && c.lambda >= 0, "lambda", c.lambda, "a number >= 0");
   check(std::isfinite(c.beta) && c.beta >= 0, "beta", c.beta, "a number >= 0");
@@ -315,7 +200,7 @@ void resolve(TrainConfig& c) {
   for (double w : c.weights) check(std::isfinite(w) && w >= 0, "weights", w, "numbers >= 0");
   if (c.weights.empty()) c.weights.assign(c.nesting.size(), 1.0);
   if (!c.lambdas.empty() && !c.uses_mmd())
-    throw UsageError(fmt::format("lambdas: model {} has no MMD term; use beta for its KL weight", c.model));
+    throw UsageError(fmt::format("lambdas: model {} has no MMD term; use beta for its KL weight", to_string(c.model)));
   if (!c.lambdas.empty() && c.lambdas.size() != c.nesting.size())
     throw UsageError(fmt::format("lambdas has {} values but the nesting list has {} sizes", c.lambdas.size(),
                                  c.nesting.size()));
@@ -339,7 +224,7 @@ void resolve(TrainConfig& c) {
 }
 
 void apply_toml_text(TrainConfig& config, const std::string& text, const std::string& name) {
-  check_non_ascii(text, name);
+  refuse_non_ascii_outside_strings(text, name);
   toml::table table;
   try {
     table = toml::parse(text, name);

@@ -14,9 +14,9 @@ Objective::Objective(const TrainConfig& config)
       divergence_weights_(config.uses_mmd() ? (config.lambdas.empty() ? std::vector<float>(config.nesting.size(), config.lambda)
                                                                         : std::vector<float>(config.lambdas.begin(), config.lambdas.end()))
                                             : std::vector<float>(config.nesting.size(), config.beta)),
-      likelihood_(parse_likelihood(config.likelihood)) {
-  mmd_.kernel = parse_mmd_kernel(config.kernel);
-  mmd_.unbiased = config.estimator == "unbiased";
+      likelihood_(config.likelihood) {
+  mmd_.kernel = config.kernel;
+  mmd_.unbiased = config.estimator == MmdEstimator::kUnbiased;
   mmd_.bandwidth = config.bandwidth;
 }
 

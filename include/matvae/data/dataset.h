@@ -23,7 +23,13 @@ struct Dataset {
   int64_t pixels() const { return height * width; }
   /// The first n examples (a view, no copy); n larger than size() keeps all.
   Dataset head(int64_t n) const;
+  /// The last n examples (a view, no copy); n larger than size() keeps all.
+  Dataset tail(int64_t n) const;
 };
+
+/// n examples chosen by a permutation seeded with `seed`, kept in file order (a copy): a subset
+/// that does not depend on how the file is sorted. All of `data` if n <= 0 or n >= its size.
+Dataset random_subset(const Dataset& data, int64_t n, uint64_t seed);
 
 enum class Split { kTrain, kTest };
 

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -41,5 +42,19 @@ VariantScore score_variant(const AccuracyByM& reference, const AccuracyByM& vari
 /// The variant to use: the smallest worst gap; within 0.001 of it, the higher mean accuracy; then
 /// the earlier in mrl_variants() order. `scores` is keyed by name and must not be empty.
 std::string choose_variant(const std::map<std::string, VariantScore>& scores);
+
+struct Task;
+struct ValidationSplit;
+
+/// The attempts of one data set, judged: results.json's record of every reference and variant
+/// (validation metrics, runs, gaps) and the variant chosen.
+struct AttemptsVerdict {
+  nlohmann::ordered_json record;
+  std::string chosen;
+};
+/// `trials` as plan_attempts made them and the schedule filled them: the references at `dims`, then
+/// every variant. `train_rows`: the size of the full training set.
+AttemptsVerdict judge_attempts(const std::vector<Task>& trials, const std::vector<int64_t>& dims, uint64_t seed,
+                               const ValidationSplit& validation, int64_t train_rows);
 
 }  // namespace matvae

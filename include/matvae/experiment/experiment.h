@@ -1,7 +1,10 @@
-// The comparison experiment of design.md: for each data set, seed and prefix size m, train every
-// row's models, embed train and test with mu(x), and measure the linear probe, k-NN, reconstruction
-// and MMD to the prior. Trained models and their evaluations are cached in run folders named by a
-// hash of their config, so a rerun skips finished work and an interrupted one resumes.
+// The comparison experiment (docs/design.md): for each data set, seed and prefix size m, train
+// every row's models, embed train and test with mu(x), and measure the linear probe, k-NN,
+// reconstruction and MMD to the prior. Trained models and their evaluations are cached in run
+// folders named by a hash of their config, so a rerun skips finished work and an interrupted one
+// resumes. Its stages, one file each: catalogue (rows, profiles), plan (the tasks), schedule (the
+// work pool), cache (cached evaluations), attempts (the MRL variants), results (results.json),
+// figures (the Matryoshka model's pictures).
 #pragma once
 
 #include <atomic>
@@ -11,12 +14,9 @@
 #include <string>
 #include <vector>
 
-namespace matvae {
+#include "matvae/experiment/catalogue.h"
 
-/// The rows of the comparison, in report order.
-const std::vector<std::string>& experiment_rows();
-/// A row's one-line description for the report.
-std::string row_title(const std::string& row);
+namespace matvae {
 
 struct ExperimentOptions {
   std::string profile = "quick";                        // quick | full | tiny (tests)
@@ -33,19 +33,6 @@ struct ExperimentOptions {
   std::function<void(const std::string&)> log = nullptr;
   const std::atomic<bool>* stop = nullptr;              // checked between and inside models
 };
-
-/// What a profile sets: training length and size of everything.
-struct ExperimentProfile {
-  int64_t epochs = 0;
-  int64_t train_limit = 0;             // images the models train on (0 = all); evaluation uses all
-  int64_t latent = 64;
-  std::vector<int64_t> hidden;
-  std::vector<uint64_t> seeds;
-  int64_t eval_train_limit = 0;        // training codes the probe and k-NN use (0 = all)
-  int64_t eval_test_limit = 0;         // test codes evaluated (0 = all)
-  std::string mrl_variant = "naive";   // the mrl-mmd row's variant when attempts do not choose one
-};
-ExperimentProfile experiment_profile(const std::string& name);
 
 struct ExperimentResult {
   bool interrupted = false;

@@ -6,20 +6,16 @@
 
 #include <torch/torch.h>
 
-#include <string>
 #include <vector>
+
+#include "matvae/losses/choices.h"
 
 namespace matvae {
 
-/// Kernels for codes of dimension d (per prefix, d = m, its own width):
+/// The kernels (MmdKernel, choices.h) for codes of dimension d (per prefix, d = m, its own width):
 /// kGaussian (the InfoVAE authors' code): k(a, b) = exp(-||a - b||^2 / d^2), i.e. the squared
 ///   distance averaged over the d coordinates, then divided by d again.
 /// kImq (WAE): k(a, b) = C / (C + ||a - b||^2), C = 2 d sigma^2 with sigma^2 = 1 (standard normal prior).
-enum class MmdKernel { kGaussian, kImq };
-
-/// "gaussian" or "imq"; anything else throws matvae::UsageError naming the value.
-MmdKernel parse_mmd_kernel(const std::string& name);
-std::string to_string(MmdKernel kernel);
 
 /// Plain fields (an aggregate), like the other option structs of the library.
 struct MmdOptions {

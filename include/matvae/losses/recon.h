@@ -4,15 +4,9 @@
 
 #include <torch/torch.h>
 
-#include <string>
+#include "matvae/losses/choices.h"
 
 namespace matvae {
-
-enum class Likelihood { kBernoulli, kGaussian };
-
-/// "bernoulli" or "gaussian"; anything else throws matvae::UsageError naming the value.
-Likelihood parse_likelihood(const std::string& name);
-std::string to_string(Likelihood likelihood);
 
 /// logits, x: [N, P] -> [N], summed over pixels.
 /// kBernoulli: binary cross-entropy with logits, -sum(x log p + (1 - x) log(1 - p)), p = sigmoid(logits),

@@ -9,16 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "matvae/models/decoder_form.h"
 #include "matvae/models/nesting.h"
 
 namespace matvae {
-
-enum class DecoderForm {
-  kTied,      // MRL-E: one first layer; prefix m uses its first m input columns (= zeroing z[m:])
-  kSeparate,  // MRL: each m has its own first layer; the rest of the decoder is shared
-};
-DecoderForm parse_decoder_form(const std::string& name);
-std::string to_string(DecoderForm form);
 
 struct VaeOptions {
   VaeOptions(int64_t input, int64_t latent) : input_(input), latent_(latent), nesting_({latent}) {}

@@ -1,7 +1,6 @@
-// Integrity-checked LibTorch archives for everything matvae writes and later reads back
-// (checkpoints, resume state). The file is a short text header — magic, payload size and
-// SHA-256 — followed by the archive bytes; it is written atomically and verified before use,
-// so a truncated or damaged file is reported, never silently loaded.
+// LibTorch archives (checkpoints, resume state) in matvae's integrity envelope
+// (util/checked_file.h): written atomically, verified before use, so a truncated or damaged file
+// is reported, never silently loaded.
 #pragma once
 
 #include <torch/torch.h>

@@ -1,25 +1,42 @@
 // Every setting of a training run in one plain struct, with its default beside it. The CLI and
-// TOML files fill it; it is written out (resolved) as config.toml in every run folder.
-// Models never see the command line.
+// TOML files fill it, parsing each choice's text once into its enum; it is written out (resolved)
+// as config.toml in every run folder. Models never see the command line. Free of LibTorch (the
+// config fuzzer builds it with clang).
 #pragma once
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "matvae/losses/choices.h"
+#include "matvae/models/decoder_form.h"
+
 namespace matvae {
+
+/// Which objective a run trains (docs/design.md, "Models").
+enum class ModelKind {
+  kVae,     // ELBO: reconstruction + beta * KL
+  kMmd,     // MMD-VAE (InfoVAE): reconstruction + lambda * MMD^2 to the prior
+  kMrlMmd,  // the MMD-VAE's terms summed over the nesting list's prefixes
+  kMrlVae,  // the VAE's terms summed over the nesting list's prefixes
+};
+/// "vae", "mmd", "mrl-mmd" or "mrl-vae"; anything else throws UsageError naming the value.
+ModelKind parse_model_kind(const std::string& name);
+std::string to_string(ModelKind model);
+inline bool is_mrl(ModelKind m) { return m == ModelKind::kMrlMmd || m == ModelKind::kMrlVae; }
+inline bool uses_mmd(ModelKind m) { return m == ModelKind::kMmd || m == ModelKind::kMrlMmd; }
 
 struct TrainConfig {
   // model
-  std::string model = "mrl-mmd";             // vae | mmd | mrl-mmd | mrl-vae
+  ModelKind model = ModelKind::kMrlMmd;
   int64_t latent = 64;                       // D
   std::vector<int64_t> nesting = {};         // MRL models: default 2, 4, 8, ..., D; others: {D}
   std::vector<int64_t> hidden = {512, 256};  // encoder widths, mirrored by the decoder
-  std::string decoder = "tied";              // tied (MRL-E) | separate (MRL)
-  std::string likelihood = "bernoulli";      // bernoulli | gaussian
+  DecoderForm decoder = DecoderForm::kTied;  // tied (MRL-E) | separate (MRL)
+  Likelihood likelihood = Likelihood::kBernoulli;
   // objective
-  std::string kernel = "gaussian";           // gaussian | imq
-  std::string estimator = "biased";          // biased | unbiased
+  MmdKernel kernel = MmdKernel::kGaussian;
+  MmdEstimator estimator = MmdEstimator::kBiased;
   double bandwidth = 2.0;                    // kernel width per latent dim: exp(-|a-b|^2 / (bandwidth*m)); 0 = InfoVAE's m^2
   double lambda = 100.0;                     // MMD weight
   double beta = 1.0;                         // KL weight
@@ -40,8 +57,8 @@ struct TrainConfig {
   std::string data = "data/mnist";
   int64_t classes = 10;
 
-  bool is_mrl() const { return model == "mrl-mmd" || model == "mrl-vae"; }
-  bool uses_mmd() const { return model == "mmd" || model == "mrl-mmd"; }
+  bool is_mrl() const { return matvae::is_mrl(model); }
+  bool uses_mmd() const { return matvae::uses_mmd(model); }
 };
 
 /// Fills defaults that depend on other fields (the nesting list) and checks every value.

@@ -1,7 +1,6 @@
-// Training a model into a run folder, resuming it, and loading it back.
-// A run folder holds: config.toml (resolved settings), metrics.jsonl (one line per epoch),
-// state.pt (resume state: weights, Adam, RNG, progress; every epoch and every
-// checkpoint_every steps), checkpoint.pt (final weights + config), recon.png, samples.png.
+// Training a model into a run folder (train/run_folder.h), and resuming it. The loop reads top to
+// bottom in trainer.cpp: for every epoch, train_epoch(...) over shuffled batches, evaluate(...) on
+// the test set, a metrics line, the resume state.
 #pragma once
 
 #include <torch/torch.h>
@@ -40,9 +39,9 @@ struct TrainResult {
   double train_seconds = 0;             // training time summed over all sessions of the run
 };
 
-/// Per-prefix losses of a data set, as batch means weighted by batch size.
-/// recon, divergence: [K]; loss: the objective's total.
-struct EvalStats {
+/// The objective's terms per image over a data set or an epoch, per prefix of the nesting list.
+/// loss: the objective's total; recon, divergence: [K] (NaN for a prefix that sampling never drew).
+struct PrefixStats {
   double loss = 0;
   std::vector<double> recon, divergence;
 };
@@ -56,22 +55,6 @@ TrainResult resume(const std::filesystem::path& run_dir, const TrainHooks& hooks
                    std::optional<int64_t> threads = std::nullopt);
 
 /// The objective's terms on `data` in order, in batches of `batch_size`; z and prior draws from `seed`.
-EvalStats evaluate(Vae& model, const Objective& objective, const Dataset& data, int64_t batch_size, uint64_t seed);
-
-/// A finished run: its resolved config and final weights (from checkpoint.pt).
-struct LoadedRun {
-  TrainConfig config;
-  Vae model{nullptr};
-};
-LoadedRun load_run(const std::filesystem::path& run_dir);
-
-/// Reads a run folder's config.toml (resolved). Throws Error naming the file.
-TrainConfig read_run_config(const std::filesystem::path& run_dir);
-
-/// Sets LibTorch's intra-op threads for the calling thread: n, or every core for 0. It also makes
-/// this thread and its OpenMP team (LibTorch's and OpenBLAS's workers) flush subnormal floats to
-/// zero: a long training drives some logits so negative that their sigmoids and gradients go
-/// subnormal, and every product that touches one then runs several times slower.
-void set_threads(int64_t n);
+PrefixStats evaluate(Vae& model, const Objective& objective, const Dataset& data, int64_t batch_size, uint64_t seed);
 
 }  // namespace matvae

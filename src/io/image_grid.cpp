@@ -1,5 +1,5 @@
 // PNG grids via stb_image_write, encoded in memory and written atomically.
-#include "matvae/report/image_grid.h"
+#include "matvae/io/image_grid.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC

@@ -1,7 +1,5 @@
-// Per-prefix evaluation of codes; see model_eval.h.
-#include "matvae/experiment/model_eval.h"
-
-#include <fmt/format.h>
+// Per-prefix evaluation of codes; see code_metrics.h.
+#include "matvae/eval/code_metrics.h"
 
 #include "matvae/eval/knn.h"
 #include "matvae/eval/linear_probe.h"
@@ -9,10 +7,6 @@
 #include "matvae/losses/kl.h"
 #include "matvae/losses/mmd.h"
 #include "matvae/losses/recon.h"
-#include "matvae/report/npy.h"
-#include "matvae/train/trainer.h"
-#include "matvae/util/error.h"
-#include "matvae/util/file_io.h"
 
 namespace matvae {
 namespace {
@@ -31,7 +25,7 @@ double mmd_to_prior(const torch::Tensor& codes, const TrainConfig& config, uint6
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const auto prior = at::randn({n, codes.size(1)}, gen, codes.options());
   MmdOptions o;
-  o.kernel = parse_mmd_kernel(config.kernel);
+  o.kernel = config.kernel;
   o.bandwidth = config.bandwidth;
   o.unbiased = true;  // an unbiased estimate, so that values near 0 mean "matches the prior"
   return mmd_value(codes.narrow(0, 0, n), prior, o);
@@ -148,48 +142,6 @@ nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vect
     out[std::to_string(m)] = j;
   }
   return out;
-}
-
-}  // namespace matvae
-
-namespace matvae {
-
-nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::vector<int64_t> dims, uint64_t seed) {
-  LoadedRun run = load_run(run_dir);
-  const bool mrl = run.config.is_mrl();
-  if (dims.empty()) dims = run.config.nesting;
-  for (int64_t m : dims) {
-    if (m < 1 || m > run.config.latent)
-      throw UsageError(fmt::format("--dims: {} is outside 1..{} (the run's latent size)", m, run.config.latent));
-    if (mrl && std::find(run.config.nesting.begin(), run.config.nesting.end(), m) == run.config.nesting.end())
-      throw UsageError(fmt::format("--dims: {} is not in the run's nesting list", m));
-  }
-  const TrainTest data = load_dataset(run.config.data, run.config.classes);
-  const bool truncate = !mrl && !(dims.size() == 1 && dims[0] == run.config.latent);
-  nlohmann::ordered_json j;
-  j["run"] = run_dir.string();
-  j["config_hash"] = config_hash(run.config);
-  j["truncated"] = truncate;
-  j["metrics"] = evaluate_prefixes(run.model, run.config, data, dims, truncate, seed);
-  write_file_atomic(run_dir / "eval.json", j.dump(1) + "\n");
-  return j;
-}
-
-std::filesystem::path write_codes_npy(const std::filesystem::path& run_dir, const std::filesystem::path& data_dir,
-                                      Split split, int64_t m, const std::filesystem::path& out) {
-  LoadedRun run = load_run(run_dir);
-  if (m < 1 || m > run.config.latent)
-    throw UsageError(fmt::format("--dim: {} is outside 1..{} (the run's latent size)", m, run.config.latent));
-  const Dataset data = load_split(data_dir, split, run.config.classes);
-  if (data.pixels() != run.model->options().input())
-    throw Error(fmt::format("{}: images have {} pixels but the model expects {}", data_dir.string(), data.pixels(),
-                            run.model->options().input()));
-  const auto codes = encode_mu(run.model, data.images).narrow(1, 0, m).contiguous();
-  std::filesystem::path labels = out;
-  labels.replace_extension(".labels.npy");
-  write_npy(out, codes);
-  write_npy(labels, data.labels);
-  return labels;
 }
 
 }  // namespace matvae

@@ -1,7 +1,7 @@
 // .npy writing and reading. The header is a Python dict literal; the reader parses only the subset
 // NumPy writes ({'descr': str, 'fortran_order': bool, 'shape': tuple of ints}) and checks the
 // shape against the file size before it allocates.
-#include "matvae/report/npy.h"
+#include "matvae/io/npy.h"
 
 #include <algorithm>
 #include <cctype>

@@ -1,5 +1,6 @@
 // Evaluating codes: embeddings with mu(x), then per prefix the linear probe, k-NN accuracy,
-// reconstruction error and MMD^2 to the prior. Shared by `matvae eval` and the experiment.
+// reconstruction error and MMD^2 to the prior, as JSON {"<m>": {metric: value}}. Shared by
+// `matvae eval` (run_eval.h) and the experiment.
 #pragma once
 
 #include <torch/torch.h>
@@ -47,18 +48,5 @@ nlohmann::ordered_json evaluate_code_pca(Vae& model, const TrainConfig& config, 
 /// PCA of the pixels to m dimensions (the linear baseline); reconstruction from the projection.
 nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vector<int64_t>& dims, uint64_t seed,
                                           const EvalStop& stop = {});
-
-}  // namespace matvae
-
-namespace matvae {
-
-/// `matvae eval`: every metric of a finished run at `dims` (default: its nesting list; a plain model
-/// is evaluated truncated at dims up to its latent size). Writes run_dir/eval.json and returns it.
-nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::vector<int64_t> dims, uint64_t seed = 0);
-
-/// `matvae encode`: writes mu(x)[:, :m] of a split as float32 [N, m] to `out` and the labels as
-/// int64 [N] beside it (codes.npy -> codes.labels.npy). Returns the labels path.
-std::filesystem::path write_codes_npy(const std::filesystem::path& run_dir, const std::filesystem::path& data_dir,
-                                      Split split, int64_t m, const std::filesystem::path& out);
 
 }  // namespace matvae

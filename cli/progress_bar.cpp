@@ -1,5 +1,5 @@
 // Progress bar rendering; redraws at most 10 times a second.
-#include "matvae/report/progress_bar.h"
+#include "progress_bar.h"
 
 #include <unistd.h>
 

@@ -1,0 +1,30 @@
+// What the comparison experiment can run: its rows (docs/design.md, "The rows") and its profiles
+// (how long and how large everything is).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace matvae {
+
+/// The rows of the comparison, in report order.
+const std::vector<std::string>& experiment_rows();
+/// A row's one-line description for the report (written into results.json with it).
+std::string row_title(const std::string& row);
+
+/// What a profile sets: training length and size of everything.
+struct ExperimentProfile {
+  int64_t epochs = 0;
+  int64_t train_limit = 0;             // images the models train on (0 = all); evaluation uses all
+  int64_t latent = 64;
+  std::vector<int64_t> hidden;
+  std::vector<uint64_t> seeds;
+  int64_t eval_train_limit = 0;        // training codes the probe and k-NN use (0 = all)
+  int64_t eval_test_limit = 0;         // test codes evaluated (0 = all)
+  std::string mrl_variant = "naive";   // the mrl-mmd row's variant when attempts do not choose one
+};
+/// "quick", "full" or "tiny" (for tests); anything else throws UsageError.
+ExperimentProfile experiment_profile(const std::string& name);
+
+}  // namespace matvae

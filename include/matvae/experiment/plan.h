@@ -1,0 +1,95 @@
+// The experiment's plan: which models it trains and which evaluations it runs on them, each a Task
+// with its cache file. Planning reads nothing from disk and trains nothing; schedule.h runs the plan.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "matvae/data/dataset.h"
+#include "matvae/experiment/catalogue.h"
+#include "matvae/train/config.h"
+
+namespace matvae {
+
+/// One model to train. Its run folder is named by its settings' hash, so that the same model is
+/// trained once however many rows use it, and found again by a rerun.
+struct ModelJob {
+  std::string dataset;
+  TrainConfig config;  // resolved
+  std::filesystem::path dir;
+};
+
+/// How a task measures codes (eval/code_metrics.h).
+enum class EvalKind {
+  kPrefixes,   // the model's own prefixes z[:m], m in its nesting list
+  kTruncated,  // a model trained without MRL, z[:m] zero-padded to D
+  kCodePca,    // the model's full codes reduced to m by PCA fitted on its training codes
+  kPixelPca,   // no model: PCA of the pixels
+};
+
+/// One evaluation for one row: of a model, trained first unless its run folder holds it, or of the
+/// pixels (kPixelPca: no model, job.dir empty).
+struct Task {
+  std::string dataset, row;
+  uint64_t seed = 0;
+  ModelJob job;
+  EvalKind kind = EvalKind::kPrefixes;
+  const TrainTest* data = nullptr;  // the codes' train and test sets (the test set, or a validation split)
+  std::filesystem::path cache;      // the evaluation's cache file
+  std::vector<int64_t> dims;
+  // Filled by the schedule:
+  nlohmann::ordered_json result;     // per m; null if interrupted
+  std::set<std::string> evaluated_by;  // the builds that computed `result`
+};
+
+/// What evaluations measure and on how much data, and its short hash, which cache file names carry
+/// so that a change of either is never served a stale number.
+struct EvalSettings {
+  nlohmann::ordered_json json;
+  std::string tag;
+};
+EvalSettings eval_settings(const ExperimentProfile& profile);
+
+/// The settings every model of a profile shares.
+TrainConfig base_config(const ExperimentProfile& profile, const std::filesystem::path& data_dir, uint64_t seed,
+                        int64_t threads);
+/// Resolves `config` and names its run folder under runs/<dataset>/.
+ModelJob make_job(const std::string& dataset, TrainConfig config, const std::filesystem::path& runs);
+
+/// The rows the test evaluations use: seeded random subsets of train and test of the profile's
+/// sizes (a split may be sorted by class, so never its first rows).
+TrainTest evaluation_data(const TrainTest& full, const ExperimentProfile& profile);
+
+/// Where the attempts are measured: the last tenth of train, which no attempt model (nor its
+/// reference) trains on. The probe and k-NN fit on codes of the other nine tenths.
+struct ValidationSplit {
+  TrainTest data;
+  int64_t fit_rows = 0;     // train rows [0, fit_rows) may be trained on
+  int64_t train_limit = 0;  // the attempt models' `limit`
+};
+ValidationSplit validation_split(const Dataset& train, const ExperimentProfile& profile);
+
+/// What planning one data set needs.
+struct PlanContext {
+  std::string dataset;
+  std::filesystem::path data_dir, runs;
+  ExperimentProfile profile;
+  std::set<std::string> rows;
+  std::vector<int64_t> dims;
+  int64_t job_threads = 1;
+  std::string eval_tag;
+};
+
+/// The attempts of one data set: an MMD-VAE trained at each m (the references, in dims order), then
+/// every MRL variant (attempts.h order), all with `seed`, measured on the validation split.
+std::vector<Task> plan_attempts(const PlanContext& ctx, uint64_t seed, const ValidationSplit& validation);
+
+/// Every requested row's tasks for one data set and seed, measured on `data` (the test set), the
+/// mrl-mmd row with `variant`. Returns the Matryoshka model's job (for its figures and training time).
+ModelJob plan_seed(const PlanContext& ctx, uint64_t seed, const std::string& variant, const TrainTest& data,
+                   std::vector<Task>& tasks);
+
+}  // namespace matvae

@@ -1,0 +1,115 @@
+// Gathering and writing results.json; see results.h.
+#include "matvae/experiment/results.h"
+
+#include <thread>
+
+#include "matvae/experiment/attempts.h"
+#include "matvae/train/run_folder.h"
+#include "matvae/util/file_io.h"
+#include "matvae/util/machine.h"
+#include "matvae/util/threads.h"
+
+namespace matvae {
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+namespace {
+
+json machine_info(int64_t threads) {
+  json j;
+  j["cores"] = std::thread::hardware_concurrency();
+  j["threads"] = threads > 0 ? threads : static_cast<int64_t>(std::thread::hardware_concurrency());
+  j["blas"] = blas_libraries();
+  set_threads(1);
+  j["matmul_gflops_1_thread"] = measure_matmul_gflops(512, 0.3);
+  set_threads(threads);
+  j["matmul_gflops_all_threads"] = measure_matmul_gflops(512, 0.3);
+  return j;
+}
+
+}  // namespace
+
+void ResultsBook::note(const std::vector<Task>& tasks) {
+  for (const Task& t : tasks) {
+    if (!t.job.dir.empty()) {
+      const std::string name = t.job.dir.filename().string();
+      if (!models_.contains(name)) {  // a model with several evaluations: read its run folder once
+        const RunFolder folder(t.job.dir);
+        json j;
+        j["dataset"] = t.job.dataset;
+        j["model"] = to_string(t.job.config.model);
+        j["latent"] = t.job.config.latent;
+        j["seed"] = t.job.config.seed;
+        j["config_hash"] = config_hash(t.job.config);
+        j["run_dir"] = fs::relative(t.job.dir, out_).string();
+        const TrainingRecord record = folder.training_record();
+        j["train_seconds"] = record.seconds;
+        j["trained_by"] = record.builds;
+        models_[name] = j;
+        configs_[name] = to_toml(folder.read_config());
+      }
+    }
+    for (const std::string& c : t.evaluated_by) evaluations_by_[c] = evaluations_by_.value(c, 0) + 1;
+  }
+}
+
+void ResultsBook::add_results(const std::vector<Task>& tasks) {
+  for (const Task& t : tasks)
+    for (const auto& [m, metrics] : t.result.items()) results_[t.dataset][t.row][m][std::to_string(t.seed)] = metrics;
+}
+
+double ResultsBook::seconds_of(const ModelJob& job) const {
+  return models_.at(job.dir.filename().string())["train_seconds"].get<double>();
+}
+
+void ResultsBook::add_train_times(const std::string& dataset, uint64_t seed, const ModelJob& mrl,
+                                  const std::vector<Task>& tasks, const std::vector<int64_t>& dims) {
+  double separate_seconds = 0;
+  for (const Task& t : tasks)
+    if (t.dataset == dataset && t.seed == seed && t.row == "mmd-at-m") separate_seconds += seconds_of(t.job);
+  json& w = wall_[dataset][std::to_string(seed)];
+  w["mrl_mmd_seconds"] = seconds_of(mrl);
+  w["separate_mmd_seconds"] = separate_seconds;
+  w["separate_dims"] = dims;
+}
+
+fs::path ResultsBook::write(const RunFacts& f) const {
+  const ExperimentOptions& o = f.options;
+  json doc;
+  doc["schema"] = 1;
+  doc["tool"] = version_string();
+  doc["commit"] = git_commit();
+  doc["profile"] = o.profile;
+  doc["profile_settings"] = {{"epochs", f.profile.epochs},
+                             {"train_limit", f.profile.train_limit},
+                             {"latent", f.profile.latent},
+                             {"hidden", f.profile.hidden},
+                             {"eval", f.eval.json}};
+  doc["options"] = {{"datasets", o.datasets}, {"dims", o.dims},     {"seeds", o.seeds},
+                    {"rows", o.rows},         {"epochs", o.epochs}, {"attempts", o.attempts}};
+  doc["machine"] = machine_info(o.threads);
+  doc["machine"]["jobs"] = f.jobs;
+  doc["machine"]["threads_per_job"] = f.job_threads;
+  // Other work on the machine slows every timing in the report; the report says so.
+  doc["machine"]["load_average_start"] = f.load_at_start;
+  doc["machine"]["load_average_end"] = load_average();
+  doc["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - f.start).count();
+  doc["train_times"] = wall_;
+  doc["models"] = models_;
+  // A rerun reuses finished models and evaluations, maybe of other builds: say which builds made them.
+  json models_by = json::object();
+  for (const auto& [name, m] : models_.items())
+    for (const auto& c : m["trained_by"]) models_by[c.get<std::string>()] = models_by.value(c.get<std::string>(), 0) + 1;
+  doc["provenance"] = {{"models_trained_by", models_by}, {"evaluations_by", evaluations_by_}};
+  doc["configs"] = configs_;
+  doc["mrl_variant"] = variants_;
+  doc["attempts"] = attempts_;
+  doc["results"] = results_;
+  // What the report prints beside the numbers, so that it needs nothing but this file.
+  for (const auto& row : experiment_rows()) doc["row_titles"][row] = row_title(row);
+  for (const auto& v : mrl_variants()) doc["variant_descriptions"][v.name] = v.description;
+  const fs::path path = out_ / "results.json";
+  write_file_atomic(path, doc.dump(1) + "\n");
+  return path;
+}
+
+}  // namespace matvae

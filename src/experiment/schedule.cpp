@@ -1,0 +1,142 @@
+// Training and evaluating the planned tasks on the work pool; see schedule.h.
+#include "matvae/experiment/schedule.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <map>
+#include <tuple>
+
+#include "matvae/eval/code_metrics.h"
+#include "matvae/experiment/cache.h"
+#include "matvae/train/run_folder.h"
+#include "matvae/train/trainer.h"
+#include "matvae/util/threads.h"
+#include "matvae/util/work_pool.h"
+
+namespace matvae {
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+/// The state one run of the schedule shares between its workers.
+struct Shared {
+  const ScheduleOptions& options;
+  std::atomic<bool> halt{false};  // raised by Ctrl-C or by a failing task: every task saves and returns
+  bool stopped() const { return halt.load() || (options.stop && options.stop->load()); }
+  void log(const std::string& line) const {
+    if (options.log) options.log(line);
+  }
+};
+
+/// Trains the job's model unless its run folder already holds a finished one; resumes a partial one.
+/// Returns false if interrupted.
+bool ensure_trained(const ModelJob& job, Shared& shared) {
+  const RunFolder folder(job.dir);
+  if (folder.is_finished()) return true;
+  TrainHooks hooks;
+  hooks.stop = &shared.halt;
+  TrainResult r;
+  if (folder.has_state()) {
+    shared.log(fmt::format("{}: resuming {}", job.dataset, job.dir.filename().string()));
+    r = resume(job.dir, hooks, job.config.threads);
+  } else {
+    std::error_code ec;
+    if (fs::exists(job.dir, ec)) fs::remove_all(job.dir, ec);  // stopped before its first checkpoint
+    shared.log(fmt::format("{}: training {}", job.dataset, job.dir.filename().string()));
+    r = train(job.config, job.dir, hooks);
+  }
+  return !r.interrupted;
+}
+
+/// The task's numbers at `dims` (those its cache lacks), from its model or the pixels.
+json measure(const Task& t, const std::vector<int64_t>& dims, const Shared& shared) {
+  const EvalStop stop = [&shared] { return shared.stopped(); };
+  const auto start = std::chrono::steady_clock::now();
+  json fresh;
+  if (t.kind == EvalKind::kPixelPca) {
+    shared.log(fmt::format("{}: evaluating pca", t.dataset));
+    fresh = evaluate_pixel_pca(*t.data, dims, t.seed, stop);
+    shared.log(fmt::format("{}: evaluated pca at {} prefix size(s) in {:.1f} s", t.dataset, fresh.size(),
+                           seconds_since(start)));
+    return fresh;
+  }
+  LoadedRun run = RunFolder(t.job.dir).load();
+  const std::string name = t.job.dir.filename().string();
+  shared.log(fmt::format("{}: evaluating {} ({})", t.dataset, name, t.cache.filename().string()));
+  switch (t.kind) {
+    case EvalKind::kPrefixes:
+    case EvalKind::kTruncated:
+      fresh = evaluate_prefixes(run.model, run.config, *t.data, dims, t.kind == EvalKind::kTruncated, t.seed, stop);
+      break;
+    case EvalKind::kCodePca:
+      fresh = evaluate_code_pca(run.model, run.config, *t.data, dims, t.seed, stop);
+      break;
+    case EvalKind::kPixelPca:
+      break;
+  }
+  shared.log(fmt::format("{}: evaluated {} at {} prefix size(s) in {:.1f} s", t.dataset, name, fresh.size(),
+                         seconds_since(start)));
+  return fresh;
+}
+
+/// Trains the task's model if it has one, then evaluates it through the cache; null if interrupted.
+json run_task(Task& t, Shared& shared) {
+  const bool has_model = t.kind != EvalKind::kPixelPca;
+  if (has_model && (shared.stopped() || !ensure_trained(t.job, shared))) return json();
+  return cached_eval(t.cache, t.dims, [&](const std::vector<int64_t>& missing) { return measure(t, missing, shared); },
+                     &t.evaluated_by);
+}
+
+/// The tasks grouped by model (pixel tasks by cache file), longest first: Matryoshka models, then
+/// models with several evaluations, then by latent size, so that no worker is left alone with a
+/// long one at the end.
+std::vector<std::vector<size_t>> groups_by_cost(const std::vector<Task>& tasks) {
+  std::vector<std::vector<size_t>> groups;
+  std::map<std::string, size_t> group_of;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const fs::path& key = tasks[i].job.dir.empty() ? tasks[i].cache : tasks[i].job.dir;
+    const auto [it, fresh] = group_of.emplace(key.string(), groups.size());
+    if (fresh) groups.emplace_back();
+    groups[it->second].push_back(i);
+  }
+  const auto cost = [&](const std::vector<size_t>& g) {
+    const Task& t = tasks[g.front()];
+    const bool mrl = !t.job.dir.empty() && is_mrl(t.job.config.model);
+    const int64_t size = t.job.dir.empty() ? t.dims.back() : t.job.config.latent;
+    return std::make_tuple(mrl, g.size(), size);
+  };
+  std::stable_sort(groups.begin(), groups.end(),
+                   [&](const std::vector<size_t>& a, const std::vector<size_t>& b) { return cost(a) > cost(b); });
+  return groups;
+}
+
+}  // namespace
+
+bool run_tasks(std::vector<Task>& tasks, const ScheduleOptions& options) {
+  Shared shared{options};
+  if (shared.stopped()) return false;
+  const auto groups = groups_by_cost(tasks);
+  WorkPoolOptions pool;
+  pool.workers = options.jobs;
+  pool.setup = [&options] { set_threads(options.job_threads); };
+  pool.stop = options.stop;
+  run_work_pool(
+      groups.size(),
+      [&](size_t g) {
+        for (size_t i : groups[g]) {
+          tasks[i].result = run_task(tasks[i], shared);
+          if (tasks[i].result.is_null()) return;
+        }
+      },
+      shared.halt, pool);
+  for (const Task& t : tasks)
+    if (t.result.is_null()) return false;
+  return true;
+}
+
+}  // namespace matvae
