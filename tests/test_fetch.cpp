@@ -267,179 +267,56 @@ TEST_F(Verified, MissingOrWrongFilesAreNotVerified) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fashion-MNIST conversion on synthetic per-class JSON (7000 valid images per class are needed,
-// so the images are mostly zeros: 784 values of "0" keep each file near 1.6 MB per 1000 images).
-// Pixels 0..2 of a valid image encode (class, k & 255, k >> 8), k its index among its class's
-// valid images, so every output image tells where it came from.
+// Fashion-MNIST from Debian's package: the contents are verified, not the .gz bytes, and a damaged,
+// substituted or missing file is refused with its name.
 
-constexpr int kPerClass = 7000;
-
-std::string json_image(int c, int k) {
-  std::string s = "[" + std::to_string(c) + "," + std::to_string(k & 255) + "," + std::to_string(k >> 8);
-  for (int p = 3; p < 784; ++p) s += ",0";
-  return s + "]";
-}
-
-/// A class file with `valid` good images, interleaved with every kind of entry that must be dropped.
-std::string class_json(int c, int valid) {
-  std::string bad_length = "[1";
-  for (int p = 1; p < 783; ++p) bad_length += ",0";
-  const std::string too_short = bad_length + "]";     // 783 values
-  const std::string too_long = bad_length + ",0,0]";  // 785 values
-  std::string v256 = json_image(c, 0);
-  v256.replace(v256.size() - 2, 1, "256");  // last pixel out of range
-  std::string negative = json_image(c, 0);
-  negative.replace(negative.size() - 2, 1, "-1");
-  std::string fractional = json_image(c, 0);
-  fractional.replace(fractional.size() - 2, 1, "0.5");
-  std::string text = json_image(c, 0);
-  text.replace(text.size() - 2, 1, "\"7\"");
-  const std::vector<std::string> bad = {"[]", too_short, too_long, v256, negative, fractional, text, "null", "{}"};
-
-  std::string s = "{\"data\": [";
-  size_t b = 0;
-  for (int k = 0; k < valid; ++k) {
-    if (k % 997 == 500 && b < bad.size()) s += bad[b++] + ",";
-    s += json_image(c, k);
-    if (k + 1 < valid) s += ",";
-  }
-  while (b < bad.size()) s += "," + bad[b++];
-  return s + "]}";
-}
-
-class FashionConvert : public ::testing::Test {
+class FashionFetch : public TempDirTest {
  protected:
-  static void SetUpTestSuite() {
-    tmp_ = new TempDir();
-    fs::create_directories(clothes());
-    fs::create_directories(out());
-    // Two images more than needed in each class: they must be ignored.
-    for (int c = 0; c < 10; ++c) write_bytes(clothes() / (std::to_string(c) + ".json"), class_json(c, kPerClass + 2));
-    const auto start = std::chrono::steady_clock::now();
-    try {
-      matvae::convert_fashion_mnist(clothes(), out());
-    } catch (const std::exception& e) {
-      conversion_error_ = new std::string(e.what());
-    }
-    seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  /// A source folder holding the four files gzipped, with `contents` as each file's uncompressed bytes.
+  fs::path source(const std::string& contents) {
+    const fs::path src = dir() / "debian";
+    fs::create_directories(src);
+    for (const auto& name : matvae::idx_file_names())
+      write_bytes(src / (name + ".gz"), gzip_bytes(std::vector<uint8_t>(contents.begin(), contents.end())));
+    return src;
   }
-  static void TearDownTestSuite() {
-    delete tmp_;
-    tmp_ = nullptr;
-    delete conversion_error_;
-    conversion_error_ = nullptr;
+  std::string fetch_error(const fs::path& src) {
+    matvae::FetchOptions o;
+    o.data_root = dir() / "data";
+    o.fashion_source = src;
+    return error_message<matvae::Error>([&] { matvae::fetch_dataset("fashion-mnist", o); });
   }
-  void SetUp() override {
-    ASSERT_EQ(conversion_error_, nullptr) << "conversion failed: " << *conversion_error_;
-  }
-  static fs::path clothes() { return tmp_->path() / "clothes"; }
-  static fs::path out() { return tmp_->path() / "idx"; }
-
-  static TempDir* tmp_;
-  static std::string* conversion_error_;
-  static double seconds_;
 };
-TempDir* FashionConvert::tmp_ = nullptr;
-std::string* FashionConvert::conversion_error_ = nullptr;
-double FashionConvert::seconds_ = 0;
 
-/// (class, k) of each image, decoded from pixels 0..2.
-std::vector<std::pair<int, int>> decode(const matvae::Dataset& ds) {
-  const auto px = (ds.images.narrow(1, 0, 3) * 255).round().to(torch::kInt64).contiguous();
-  std::vector<std::pair<int, int>> out;
-  const int64_t* p = px.data_ptr<int64_t>();
-  for (int64_t i = 0; i < ds.size(); ++i) out.emplace_back(p[3 * i], p[3 * i + 1] + 256 * p[3 * i + 2]);
-  return out;
+TEST_F(FashionFetch, SubstitutedFilesAreRefusedByName) {
+  const fs::path src = source("not fashion-mnist");
+  const std::string msg = fetch_error(src);
+  EXPECT_TRUE(contains(msg, (src / "t10k-images-idx3-ubyte.gz").string()) ||
+              contains(msg, (src / "train-images-idx3-ubyte.gz").string()))
+      << msg;
+  EXPECT_TRUE(contains(msg, "does not match the recorded"));
+  EXPECT_TRUE(contains(msg, "substituted"));
+  // Nothing that looks like data was written.
+  EXPECT_FALSE(matvae::dataset_verified(dir() / "data" / "fashion-mnist", "fashion-mnist"));
+  for (const auto& name : matvae::idx_file_names()) EXPECT_FALSE(fs::exists(dir() / "data" / "fashion-mnist" / name));
 }
 
-TEST_F(FashionConvert, WritesOnlyTheFourIdxFiles) {
-  std::vector<std::string> want = matvae::idx_file_names();
-  std::sort(want.begin(), want.end());
-  EXPECT_EQ(listing(out()), want);
-  RecordProperty("conversion_seconds", std::to_string(seconds_));
+TEST_F(FashionFetch, DamagedGzipIsRefusedByName) {
+  const fs::path src = source("x");
+  const fs::path bad = src / "t10k-images-idx3-ubyte.gz";
+  auto bytes = read_bytes(bad);
+  bytes.resize(bytes.size() / 2);  // truncated
+  write_bytes(bad, bytes);
+  const fs::path first = src / "t10k-images-idx3-ubyte.gz";  // the recorded table's order: t10k files first
+  const std::string msg = fetch_error(src);
+  EXPECT_TRUE(contains(msg, first.string())) << msg;
+  EXPECT_TRUE(contains(msg, "corrupt gzip stream"));
 }
 
-TEST_F(FashionConvert, SixThousandTrainAndOneThousandTestPerClass) {
-  const auto tt = matvae::load_dataset(out());
-  EXPECT_EQ(tt.train.height, 28);
-  EXPECT_EQ(tt.train.width, 28);
-  EXPECT_EQ(matvae::split_stats(tt.train).class_counts, std::vector<int64_t>(10, 6000));
-  EXPECT_EQ(matvae::split_stats(tt.test).class_counts, std::vector<int64_t>(10, 1000));
-}
-
-TEST_F(FashionConvert, TestIsTheNextThousandValidImagesInClassOrder) {
-  const auto test = matvae::load_split(out(), matvae::Split::kTest);
-  const auto ids = decode(test);
-  ASSERT_EQ(ids.size(), 10000u);
-  const auto labels = test.labels.contiguous();
-  for (int c = 0; c < 10; ++c)
-    for (int j = 0; j < 1000; ++j) {
-      const size_t i = static_cast<size_t>(c * 1000 + j);
-      ASSERT_EQ(ids[i], std::make_pair(c, 6000 + j)) << "test image " << i;
-      ASSERT_EQ(labels[i].item<int64_t>(), c);
-    }
-  // The rest of each image is the zeros the JSON held.
-  EXPECT_EQ(test.images.narrow(1, 3, 781).abs().sum().item<float>(), 0.0f);
-}
-
-TEST_F(FashionConvert, TrainIsTheFirstSixThousandShuffled) {
-  const auto train = matvae::load_split(out(), matvae::Split::kTrain);
-  const auto ids = decode(train);
-  ASSERT_EQ(ids.size(), 60000u);
-  std::set<std::pair<int, int>> seen;
-  const auto labels = train.labels.contiguous();
-  const int64_t* l = labels.data_ptr<int64_t>();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    ASSERT_EQ(ids[i].first, l[i]) << "train image " << i << " carries another class's label";
-    ASSERT_LT(ids[i].second, 6000) << "train image " << i;
-    seen.insert(ids[i]);
-  }
-  EXPECT_EQ(seen.size(), 60000u);
-  // Shuffled: neither in class order nor in input order within the first rows.
-  const auto head = std::vector<int64_t>(l, l + 100);
-  EXPECT_GT(std::set<int64_t>(head.begin(), head.end()).size(), 5u);
-}
-
-TEST_F(FashionConvert, LabelFilesMatchTheRecordedRealSums) {
-  // Label files depend only on the split and the shuffle, not on the pixels: with 7000 valid
-  // images per class, the synthetic conversion must write byte-for-byte the real label files.
-  const auto& sums = matvae::recorded_sha256("fashion-mnist");
-  EXPECT_EQ(matvae::sha256_file(out() / "train-labels-idx1-ubyte"), sums.at("train-labels-idx1-ubyte"));
-  EXPECT_EQ(matvae::sha256_file(out() / "t10k-labels-idx1-ubyte"), sums.at("t10k-labels-idx1-ubyte"));
-}
-
-TEST_F(FashionConvert, ShuffleWithinClassesIsPinned) {
-  // The labels above fix the class sequence; this sum of the synthetic train images (whose pixels
-  // encode each image's index) also fixes which image of a class lands where. It changes only if
-  // the seeded shuffle or this test's JSON changes.
-  EXPECT_EQ(matvae::sha256_file(out() / "train-images-idx3-ubyte"),
-            "934df5f68dab6753b33710a90532794a23beb1114c3d1f78351e19ca97a0f3e4");
-}
-
-class FashionConvertErrors : public TempDirTest {};
-
-TEST_F(FashionConvertErrors, TooFewValidImagesNamesTheFile) {
-  write_bytes(dir() / "0.json", class_json(0, 30));
-  const std::string msg = error_message<Error>([&] { matvae::convert_fashion_mnist(dir(), dir() / "out"); });
-  EXPECT_TRUE(contains(msg, (dir() / "0.json").string()));
-  EXPECT_TRUE(contains(msg, "only 30 valid images, expected 7000"));
-}
-
-TEST_F(FashionConvertErrors, MissingBadJsonAndNoDataArray) {
-  std::string msg = error_message<Error>([&] { matvae::convert_fashion_mnist(dir(), dir()); });
-  EXPECT_TRUE(contains(msg, (dir() / "0.json").string()));
-  EXPECT_TRUE(contains(msg, "no such file"));
-
-  write_bytes(dir() / "0.json", std::string("{\"data\": [[1, 2"));
-  msg = error_message<Error>([&] { matvae::convert_fashion_mnist(dir(), dir()); });
-  EXPECT_TRUE(contains(msg, (dir() / "0.json").string()));
-  EXPECT_TRUE(contains(msg, "not valid JSON"));
-
-  write_bytes(dir() / "0.json", std::string("{\"images\": []}"));
-  msg = error_message<Error>([&] { matvae::convert_fashion_mnist(dir(), dir()); });
-  EXPECT_TRUE(contains(msg, (dir() / "0.json").string()));
-  EXPECT_TRUE(contains(msg, "no \"data\" array"));
-  EXPECT_EQ(listing(dir()), std::vector<std::string>{"0.json"});  // nothing written on failure
+TEST_F(FashionFetch, MissingPackageSaysHowToInstallIt) {
+  const std::string msg = fetch_error(dir() / "nowhere");
+  EXPECT_TRUE(contains(msg, (dir() / "nowhere").string()));
+  EXPECT_TRUE(contains(msg, "dataset-fashion-mnist"));
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ TEST(Golden, TinyExperimentGivesTheRecordedNumbers) {
   const json want = golden["results_json"];
   EXPECT_EQ(got["configs"], want["configs"]);
   EXPECT_EQ(got["models"], want["models"]);
-  EXPECT_EQ(got["attempts"], want["attempts"]);
+  EXPECT_EQ(got["tuning"], want["tuning"]);
   for (const auto& [dataset, rows] : want["results"].items())
     for (const auto& [row, per_m] : rows.items())
       for (const auto& [m, per_seed] : per_m.items()) {
@@ -73,7 +73,7 @@ TEST(Golden, TinyExperimentGivesTheRecordedNumbers) {
         EXPECT_EQ(got["results"][dataset][row][m], per_seed);
       }
   json rest = got, want_rest = want;  // and nothing else moved
-  for (const char* key : {"configs", "models", "attempts", "results"}) {
+  for (const char* key : {"configs", "models", "tuning", "results"}) {
     rest.erase(key);
     want_rest.erase(key);
   }

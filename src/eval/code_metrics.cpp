@@ -63,6 +63,12 @@ nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::
   const KnnResult knn = knn_accuracy(train, train_labels, test, test_labels, {1, 5});
   j["knn1"] = knn.accuracy.at(0);
   j["knn5"] = knn.accuracy.at(1);
+  // Beside L2, never instead of it: 1-NN on codes standardised with the training statistics, and
+  // by cosine similarity (L2 on unit-length rows ranks neighbours as cosine does).
+  const auto mean = train.mean(0, true), scale = train.std(0, false, true).clamp_min(1e-12);
+  j["knn1_std"] = knn_accuracy((train - mean) / scale, train_labels, (test - mean) / scale, test_labels, {1}).accuracy.at(0);
+  const auto unit = [](const torch::Tensor& x) { return x / x.norm(2, 1, true).clamp_min(1e-12); };
+  j["knn1_cos"] = knn_accuracy(unit(train), train_labels, unit(test), test_labels, {1}).accuracy.at(0);
   return j;
 }
 

@@ -10,12 +10,12 @@
 #include <mutex>
 #include <thread>
 
-#include "matvae/experiment/attempts.h"
 #include "matvae/experiment/cache.h"
 #include "matvae/experiment/figures.h"
 #include "matvae/experiment/plan.h"
 #include "matvae/experiment/results.h"
 #include "matvae/experiment/schedule.h"
+#include "matvae/experiment/tuning.h"
 #include "matvae/models/nesting.h"
 #include "matvae/report/report.h"
 #include "matvae/util/error.h"
@@ -34,6 +34,8 @@ ExperimentOptions validated(const ExperimentOptions& options, ExperimentProfile&
   if (options.epochs > 0) profile.epochs = options.epochs;
   if (options.jobs < 0 || options.jobs > 1024)
     throw UsageError(fmt::format("--jobs: {} is outside 0..1024 (0 = one per thread)", options.jobs));
+  if (options.tune < -1 || options.tune > 1)
+    throw UsageError(fmt::format("tune: {} is not -1 (the profile's), 0 or 1", options.tune));
   if (options.threads < 0 || options.threads > 1024)
     throw UsageError(fmt::format("--threads: {} is outside 0..1024 (0 = every core)", options.threads));
   ExperimentOptions o = options;
@@ -95,29 +97,37 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   std::deque<TrainTest> data_of;  // each data set's evaluation rows, which its tasks point to
   std::vector<Task> tasks;
   std::vector<std::vector<ModelJob>> mrl_of;  // [data set][seed]
+  const bool tune = facts.tuned = o.attempts || (o.tune < 0 ? profile.tune : o.tune > 0);
   for (const auto& dataset : o.datasets) {
-    // --- plan (and, with --attempts, choose the variant on validation data) ---
-    PlanContext ctx{dataset, o.data_root / dataset, runs, profile, {o.rows.begin(), o.rows.end()}, o.dims,
-                    facts.job_threads, facts.eval.tag};
-    const TrainTest full = load_dataset(ctx.data_dir);
+    // --- plan (and, when tuning, choose every row's settings on validation data) ---
+    const TrainTest full = load_dataset(o.data_root / dataset);
+    PlanContext ctx{dataset, o.data_root / dataset, runs, full.train.pixels(), profile, {o.rows.begin(), o.rows.end()},
+                    o.dims, facts.job_threads, facts.eval.tag, o.attempts};
     const TrainTest& data = data_of.emplace_back(evaluation_data(full, profile));
-    std::string variant = profile.mrl_variant;
-    if (o.attempts) {
+    Choice choice;
+    choice.set_default(family("mrl-mmd"), profile.mrl_variant);
+    if (tune) {
+      // Only the training split reaches the tuning: its validation rows are the last tenth of train.
       const ValidationSplit validation = validation_split(full.train, profile);
-      std::vector<Task> trials = plan_attempts(ctx, o.seeds.front(), validation);
+      std::vector<Task> trials = plan_tuning(ctx, o.seeds.front(), validation);
       if (!run_tasks(trials, schedule)) {
         out.interrupted = true;
         return out;
       }
       book.note(trials);
-      AttemptsVerdict verdict = judge_attempts(trials, o.dims, o.seeds.front(), validation, full.train.size());
-      variant = verdict.chosen;
-      book.set_attempts(dataset, std::move(verdict.record));
-      schedule.log(fmt::format("{}: attempts done; the mrl-mmd row uses variant '{}'", dataset, variant));
+      TuningVerdict verdict = judge_tuning(trials, o.dims);
+      choice = verdict.choice;
+      verdict.record["seed"] = o.seeds.front();
+      verdict.record["epochs"] = trials.empty() ? 0 : trials.front().job.config.epochs;
+      verdict.record["validation_rows"] = {validation.fit_rows, full.train.size()};
+      verdict.record["train_limit"] = validation.train_limit;
+      book.set_tuning(dataset, std::move(verdict.record));
+      schedule.log(fmt::format("{}: tuning done; the mrl-mmd row uses '{}'", dataset,
+                               choice.of(family("mrl-mmd"), profile.latent)));
     }
-    book.set_variant(dataset, variant);
+    book.set_choice(dataset, choice, o.dims, profile.latent);
     auto& mrl = mrl_of.emplace_back();
-    for (uint64_t seed : o.seeds) mrl.push_back(plan_seed(ctx, seed, variant, data, tasks));
+    for (uint64_t seed : o.seeds) mrl.push_back(plan_seed(ctx, seed, choice, data, tasks));
   }
 
   // --- run ---

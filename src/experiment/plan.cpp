@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "matvae/experiment/attempts.h"
+#include "matvae/models/vae.h"
 #include "matvae/train/run_folder.h"
 #include "matvae/util/sha256.h"
 
@@ -12,7 +12,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bump when evaluation code changes what it measures, so cached evaluations are redone.
-constexpr int kEvalVersion = 1;
+constexpr int kEvalVersion = 2;  // 2: 1-NN of standardised codes and by cosine
 // The subsets the profiles take are seeded: the same rows on every run, whatever the files' order.
 constexpr uint64_t kSubsetSeed = 12345;
 
@@ -29,6 +29,39 @@ Task model_task(const std::string& row, uint64_t seed, const ModelJob& job, Eval
   t.cache = cache;
   t.dims = dims;
   return t;
+}
+
+/// Builds the jobs of one data set's families: every model of a candidate, from one base config.
+struct JobMaker {
+  const PlanContext& ctx;
+  TrainConfig base;  // seed, epochs, training rows
+  const Choice* choice;  // the mmd candidate a warm start grows out of (the default one if null)
+
+  /// The job of `fam`'s candidate `name` for a model of size `latent`. A warm-start candidate grows
+  /// out of the full-size MMD-VAE of the same base, trained first.
+  ModelJob job(const Family& fam, const std::string& name, int64_t latent) const {
+    TrainConfig c = base;
+    c.model = fam.model;
+    c.latent = latent;
+    c.nesting.clear();
+    apply_candidate(fam, name, c);
+    std::shared_ptr<const ModelJob> from;
+    if (candidate(fam, name).warm_start) {
+      const Family& mmd = family("mmd");
+      from = std::make_shared<const ModelJob>(
+          job(mmd, choice ? choice->of(mmd, ctx.profile.latent) : mmd.candidates.front().name, ctx.profile.latent));
+      c.init_from = from->dir.string();
+      c.epochs = std::max<int64_t>(1, base.epochs / 2);
+    }
+    ModelJob j = make_job(ctx.dataset, c, ctx.runs);
+    j.source = from;
+    return j;
+  }
+};
+
+/// How a family's models are measured: prefixes of their own, or truncated (the ordered-code rivals).
+EvalKind eval_kind(const Family& fam) {
+  return fam.name == "nested-dropout" || fam.name == "taildrop" ? EvalKind::kTruncated : EvalKind::kPrefixes;
 }
 
 }  // namespace
@@ -77,52 +110,70 @@ ValidationSplit validation_split(const Dataset& train, const ExperimentProfile& 
   return v;
 }
 
-std::vector<Task> plan_attempts(const PlanContext& ctx, uint64_t seed, const ValidationSplit& v) {
-  TrainConfig base = base_config(ctx.profile, ctx.data_dir, seed, ctx.job_threads);
-  base.limit = v.train_limit;
-  std::vector<Task> trials;
-  const auto add = [&](const std::string& row, const TrainConfig& c, const std::vector<int64_t>& dims) {
-    const ModelJob job = make_job(ctx.dataset, c, ctx.runs);
-    const fs::path cache = RunFolder(job.dir).validation_cache(ctx.eval_tag);
-    trials.push_back(model_task(row, seed, job, EvalKind::kPrefixes, v.data, cache, dims));
-  };
-  for (int64_t m : ctx.dims) {
-    TrainConfig c = base;
-    c.model = ModelKind::kMmd;
-    c.latent = m;
-    add("reference", c, {m});
-  }
-  for (const auto& mv : mrl_variants()) {
-    TrainConfig c = base;
-    c.model = ModelKind::kMrlMmd;
-    apply_mrl_variant(mv.name, c);
-    add(mv.name, c, ctx.dims);
-  }
-  return trials;
+int64_t compute_matched_epochs(const TrainConfig& mrl, int64_t pixels) {
+  int64_t separate = 0;
+  for (const int64_t m : mrl.nesting) separate += forward_macs_per_image(VaeOptions(pixels, m).hidden(mrl.hidden));
+  const int64_t one = forward_macs_per_image(VaeOptions(pixels, mrl.latent).hidden(mrl.hidden).nesting(mrl.nesting));
+  return (mrl.epochs * separate + one - 1) / one;
 }
 
-ModelJob plan_seed(const PlanContext& ctx, uint64_t seed, const std::string& variant, const TrainTest& data,
+std::vector<Task> plan_tuning(const PlanContext& ctx, uint64_t seed, const ValidationSplit& v) {
+  JobMaker maker{ctx, base_config(ctx.profile, ctx.data_dir, seed, ctx.job_threads), nullptr};
+  maker.base.limit = v.train_limit;
+  if (ctx.profile.tune_epochs > 0) maker.base.epochs = std::min(ctx.profile.tune_epochs, ctx.profile.epochs);
+  std::set<std::string> wanted;
+  for (const auto& row : ctx.rows)
+    if (!family_of_row(row).empty()) wanted.insert(family_of_row(row));
+  std::vector<Task> tasks;
+  for (const Family& fam : families()) {
+    if (!wanted.count(fam.name)) continue;
+    const auto& pool = fam.name == "mrl-mmd" && ctx.all_variants ? mrl_variants() : fam.candidates;
+    for (const Candidate& c : pool) {
+      for (const int64_t m : fam.per_m ? ctx.dims : std::vector<int64_t>{ctx.profile.latent}) {
+        const ModelJob job = maker.job(fam, c.name, m);
+        const std::vector<int64_t> dims = fam.per_m ? std::vector<int64_t>{m} : ctx.dims;
+        Task t = model_task(fam.name, seed, job, eval_kind(fam), v.data,
+                            RunFolder(job.dir).validation_cache(ctx.eval_tag), dims);
+        t.family = fam.name;
+        t.candidate = c.name;
+        tasks.push_back(std::move(t));
+      }
+    }
+  }
+  return tasks;
+}
+
+ModelJob plan_seed(const PlanContext& ctx, uint64_t seed, const Choice& choice, const TrainTest& data,
                    std::vector<Task>& tasks) {
-  const TrainConfig base = base_config(ctx.profile, ctx.data_dir, seed, ctx.job_threads);
-  const auto job_for = [&](ModelKind model, int64_t latent) {
-    TrainConfig c = base;
-    c.model = model;
-    c.latent = latent;
-    if (model == ModelKind::kMrlMmd) apply_mrl_variant(variant, c);
-    return make_job(ctx.dataset, c, ctx.runs);
-  };
-  const auto add = [&](const std::string& row, const ModelJob& job, EvalKind kind, const std::vector<int64_t>& dims) {
+  const JobMaker maker{ctx, base_config(ctx.profile, ctx.data_dir, seed, ctx.job_threads), &choice};
+  const int64_t D = ctx.profile.latent;
+  const auto add = [&](const std::string& row, const std::string& fam_name, int64_t latent, EvalKind kind,
+                       const std::vector<int64_t>& dims) {
+    const Family& fam = family(fam_name);
+    const ModelJob job = maker.job(fam, choice.of(fam, latent), latent);
     if (ctx.rows.count(row))
       tasks.push_back(model_task(row, seed, job, kind, data, RunFolder(job.dir).eval_cache(row, ctx.eval_tag), dims));
+    return job;
   };
-  const ModelJob mrl = job_for(ModelKind::kMrlMmd, ctx.profile.latent);
-  add("mrl-mmd", mrl, EvalKind::kPrefixes, ctx.dims);
-  add("mrl-vae", job_for(ModelKind::kMrlVae, ctx.profile.latent), EvalKind::kPrefixes, ctx.dims);
-  for (const ModelKind kind : {ModelKind::kMmd, ModelKind::kVae})
-    for (int64_t m : ctx.dims) add(to_string(kind) + "-at-m", job_for(kind, m), EvalKind::kPrefixes, {m});
-  const ModelJob full_mmd = job_for(ModelKind::kMmd, ctx.profile.latent);
-  add("mmd-trunc", full_mmd, EvalKind::kTruncated, ctx.dims);
-  add("mmd-svd", full_mmd, EvalKind::kCodePca, ctx.dims);
+  const ModelJob mrl = add("mrl-mmd", "mrl-mmd", D, EvalKind::kPrefixes, ctx.dims);
+  if (ctx.rows.count("mrl-mmd-matched")) {
+    // The same model trained on to the compute of the separate MMD-VAEs: a longer run of its settings,
+    // extended from its resume state.
+    TrainConfig c = mrl.config;
+    c.epochs = compute_matched_epochs(mrl.config, ctx.pixels);
+    ModelJob job = make_job(ctx.dataset, c, ctx.runs);
+    job.source = std::make_shared<const ModelJob>(mrl);
+    job.extends_source = true;
+    tasks.push_back(model_task("mrl-mmd-matched", seed, job, EvalKind::kPrefixes, data,
+                               RunFolder(job.dir).eval_cache("mrl-mmd-matched", ctx.eval_tag), ctx.dims));
+  }
+  add("mrl-vae", "mrl-vae", D, EvalKind::kPrefixes, ctx.dims);
+  for (const std::string fam : {"mmd", "vae"})
+    for (int64_t m : ctx.dims) add(fam + "-at-m", fam, m, EvalKind::kPrefixes, {m});
+  add("mmd-trunc", "mmd", D, EvalKind::kTruncated, ctx.dims);
+  add("mmd-svd", "mmd", D, EvalKind::kCodePca, ctx.dims);
+  add("nested-dropout", "nested-dropout", D, EvalKind::kTruncated, ctx.dims);
+  add("taildrop", "taildrop", D, EvalKind::kTruncated, ctx.dims);
   if (ctx.rows.count("pca")) {
     Task t;
     t.dataset = ctx.dataset;

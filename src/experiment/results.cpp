@@ -3,10 +3,12 @@
 
 #include <thread>
 
-#include "matvae/experiment/attempts.h"
+#include "matvae/data/dataset.h"
+#include "matvae/data/fetch.h"
 #include "matvae/train/run_folder.h"
 #include "matvae/util/file_io.h"
 #include "matvae/util/machine.h"
+#include "matvae/util/sha256.h"
 #include "matvae/util/threads.h"
 
 namespace matvae {
@@ -24,6 +26,24 @@ json machine_info(int64_t threads) {
   set_threads(threads);
   j["matmul_gflops_all_threads"] = measure_matmul_gflops(512, 0.3);
   return j;
+}
+
+/// Which files each data set's numbers come from: their SHA-256 and whether they are the recorded
+/// official files (MNIST, Fashion-MNIST).
+json data_info(const fs::path& root, const std::vector<std::string>& datasets) {
+  json out = json::object();
+  for (const auto& dataset : datasets) {
+    const fs::path dir = root / dataset;
+    json& d = out[dataset];
+    d["dir"] = dir.string();
+    for (const Split split : {Split::kTrain, Split::kTest})
+      for (const bool labels : {false, true}) {
+        const fs::path file = idx_path(dir, split, labels);
+        d["sha256"][file.filename().string()] = sha256_file(file);
+      }
+    d["verified"] = (dataset == "mnist" || dataset == "fashion-mnist") && dataset_verified(dir, dataset);
+  }
+  return out;
 }
 
 }  // namespace
@@ -57,6 +77,20 @@ void ResultsBook::add_results(const std::vector<Task>& tasks) {
     for (const auto& [m, metrics] : t.result.items()) results_[t.dataset][t.row][m][std::to_string(t.seed)] = metrics;
 }
 
+void ResultsBook::set_choice(const std::string& dataset, const Choice& choice, const std::vector<int64_t>& dims,
+                             int64_t latent) {
+  for (const Family& fam : families()) {
+    json& c = chosen_[dataset][fam.name];
+    if (fam.per_m) {
+      for (int64_t m : dims) c[std::to_string(m)] = choice.of(fam, m);
+      if (std::find(dims.begin(), dims.end(), latent) == dims.end()) c[std::to_string(latent)] = choice.of(fam, latent);
+    } else {
+      c["all"] = choice.of(fam, latent);
+    }
+  }
+  variants_[dataset] = choice.of(family("mrl-mmd"), latent);
+}
+
 double ResultsBook::seconds_of(const ModelJob& job) const {
   return models_.at(job.dir.filename().string())["train_seconds"].get<double>();
 }
@@ -85,7 +119,8 @@ fs::path ResultsBook::write(const RunFacts& f) const {
                              {"hidden", f.profile.hidden},
                              {"eval", f.eval.json}};
   doc["options"] = {{"datasets", o.datasets}, {"dims", o.dims},     {"seeds", o.seeds},
-                    {"rows", o.rows},         {"epochs", o.epochs}, {"attempts", o.attempts}};
+                    {"rows", o.rows},         {"epochs", o.epochs}, {"attempts", o.attempts},
+                    {"tune", f.tuned}};
   doc["machine"] = machine_info(o.threads);
   doc["machine"]["jobs"] = f.jobs;
   doc["machine"]["threads_per_job"] = f.job_threads;
@@ -102,11 +137,15 @@ fs::path ResultsBook::write(const RunFacts& f) const {
   doc["provenance"] = {{"models_trained_by", models_by}, {"evaluations_by", evaluations_by_}};
   doc["configs"] = configs_;
   doc["mrl_variant"] = variants_;
-  doc["attempts"] = attempts_;
+  doc["chosen"] = chosen_;
+  doc["tuning"] = tuning_;
   doc["results"] = results_;
   // What the report prints beside the numbers, so that it needs nothing but this file.
   for (const auto& row : experiment_rows()) doc["row_titles"][row] = row_title(row);
   for (const auto& v : mrl_variants()) doc["variant_descriptions"][v.name] = v.description;
+  for (const Family& fam : families())
+    for (const auto& c : fam.candidates) doc["candidate_descriptions"][fam.name][c.name] = c.description;
+  doc["data"] = data_info(o.data_root, o.datasets);
   const fs::path path = out_ / "results.json";
   write_file_atomic(path, doc.dump(1) + "\n");
   return path;

@@ -34,18 +34,27 @@ struct Shared {
 };
 
 /// Trains the job's model unless its run folder already holds a finished one; resumes a partial one.
-/// Returns false if interrupted.
+/// A job that grows out of another (`source`) has that one trained first; a longer run of the
+/// source's settings starts from a copy of its run folder. Returns false if interrupted.
 bool ensure_trained(const ModelJob& job, Shared& shared) {
   const RunFolder folder(job.dir);
   if (folder.is_finished()) return true;
+  if (job.source && !ensure_trained(*job.source, shared)) return false;
+  std::error_code ec;
+  if (job.extends_source && !folder.has_config()) {
+    fs::remove_all(job.dir, ec);  // a copy that a kill cut short
+    shared.log(fmt::format("{}: extending {} to {} epochs as {}", job.dataset, job.source->dir.filename().string(),
+                           job.config.epochs, job.dir.filename().string()));
+    RunFolder(job.source->dir).copy_resumable(job.dir);
+  }
   TrainHooks hooks;
   hooks.stop = &shared.halt;
   TrainResult r;
   if (folder.has_state()) {
     shared.log(fmt::format("{}: resuming {}", job.dataset, job.dir.filename().string()));
-    r = resume(job.dir, hooks, job.config.threads);
+    // With the job's epochs: a copy of a shorter run is extended to them.
+    r = resume(job.dir, hooks, job.config.threads, job.config.epochs);
   } else {
-    std::error_code ec;
     if (fs::exists(job.dir, ec)) fs::remove_all(job.dir, ec);  // stopped before its first checkpoint
     shared.log(fmt::format("{}: training {}", job.dataset, job.dir.filename().string()));
     r = train(job.config, job.dir, hooks);
@@ -92,14 +101,18 @@ json run_task(Task& t, Shared& shared) {
                      &t.evaluated_by);
 }
 
-/// The tasks grouped by model (pixel tasks by cache file), longest first: Matryoshka models, then
+/// The tasks grouped by model (a model that grows out of another with that one; pixel tasks by cache
+/// file), so that each model trains once, on one worker; longest first: Matryoshka models, then
 /// models with several evaluations, then by latent size, so that no worker is left alone with a
 /// long one at the end.
 std::vector<std::vector<size_t>> groups_by_cost(const std::vector<Task>& tasks) {
   std::vector<std::vector<size_t>> groups;
   std::map<std::string, size_t> group_of;
   for (size_t i = 0; i < tasks.size(); ++i) {
-    const fs::path& key = tasks[i].job.dir.empty() ? tasks[i].cache : tasks[i].job.dir;
+    const Task& t = tasks[i];
+    const ModelJob* root = &t.job;  // the first model of the chain it grows out of
+    while (root->source) root = root->source.get();
+    const fs::path& key = t.job.dir.empty() ? t.cache : root->dir;
     const auto [it, fresh] = group_of.emplace(key.string(), groups.size());
     if (fresh) groups.emplace_back();
     groups[it->second].push_back(i);

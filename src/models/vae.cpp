@@ -24,24 +24,32 @@ VaeImpl::VaeImpl(const VaeOptions& options) : options_(options) {
   mu_head_ = register_module("mu", torch::nn::Linear(width, D));
   logvar_head_ = register_module("logvar", torch::nn::Linear(width, D));
 
-  const int64_t first_width = hidden.back();
+  // The decoder mirrors the encoder: layer j maps widths[j] to widths[j + 1], with widths =
+  // (code, hidden reversed..., P); a ReLU between layers, none after the last.
+  std::vector<int64_t> widths = {D};
+  widths.insert(widths.end(), hidden.rbegin(), hidden.rend());
+  widths.push_back(options_.input());
+  const int64_t layers = static_cast<int64_t>(widths.size()) - 1;
+  const int64_t owned = private_layers(options_.decoder(), layers);
+  const auto stack = [&](int64_t from, int64_t to) {  // layers [from, to), each after a ReLU
+    torch::nn::Sequential s;
+    for (int64_t j = from; j < to; ++j) {
+      s->push_back(torch::nn::ReLU());
+      s->push_back(torch::nn::Linear(widths[j], widths[j + 1]));
+    }
+    return s;
+  };
   if (options_.decoder() == DecoderForm::kTied) {
-    first_tied_ = register_module("decoder_first", torch::nn::Linear(D, first_width));
+    first_tied_ = register_module("decoder_first", torch::nn::Linear(D, widths[1]));
   } else {
     for (int64_t m : options_.nesting())
       first_separate_.push_back(
-          register_module("decoder_first_" + std::to_string(m), torch::nn::Linear(m, first_width)));
+          register_module("decoder_first_" + std::to_string(m), torch::nn::Linear(m, widths[1])));
+    if (owned > 1)
+      for (int64_t m : options_.nesting())
+        private_rest_.push_back(register_module("decoder_private_" + std::to_string(m), stack(1, owned)));
   }
-  decoder_rest_ = torch::nn::Sequential();
-  width = first_width;
-  for (auto it = hidden.rbegin() + 1; it != hidden.rend(); ++it) {
-    decoder_rest_->push_back(torch::nn::ReLU());
-    decoder_rest_->push_back(torch::nn::Linear(width, *it));
-    width = *it;
-  }
-  decoder_rest_->push_back(torch::nn::ReLU());
-  decoder_rest_->push_back(torch::nn::Linear(width, options_.input()));
-  decoder_rest_ = register_module("decoder_rest", decoder_rest_);
+  if (owned < layers) decoder_rest_ = register_module("decoder_rest", stack(std::max<int64_t>(owned, 1), layers));
 }
 
 std::pair<torch::Tensor, torch::Tensor> VaeImpl::encode(const torch::Tensor& x) {
@@ -49,7 +57,12 @@ std::pair<torch::Tensor, torch::Tensor> VaeImpl::encode(const torch::Tensor& x) 
   return {mu_head_->forward(h), logvar_head_->forward(h)};
 }
 
-torch::Tensor VaeImpl::decoder_rest(const torch::Tensor& h) { return decoder_rest_->forward(h); }
+torch::Tensor VaeImpl::decoder_rest(const torch::Tensor& h) { return decoder_rest_ ? decoder_rest_->forward(h) : h; }
+
+torch::Tensor VaeImpl::decode_owned(int64_t k, const torch::Tensor& z_prefix) {
+  const auto h = first_separate_[static_cast<size_t>(k)]->forward(z_prefix);
+  return private_rest_.empty() ? h : private_rest_[static_cast<size_t>(k)]->forward(h);
+}
 
 torch::Tensor VaeImpl::decode(const torch::Tensor& z_prefix) {
   const int64_t m = z_prefix.size(1);
@@ -60,7 +73,7 @@ torch::Tensor VaeImpl::decode(const torch::Tensor& z_prefix) {
   if (options_.decoder() == DecoderForm::kTied) {
     h = torch::nn::functional::linear(z_prefix, first_tied_->weight.narrow(1, 0, m), first_tied_->bias);
   } else {
-    h = first_separate_[pos - nesting.begin()]->forward(z_prefix);
+    h = decode_owned(pos - nesting.begin(), z_prefix);
   }
   return decoder_rest(h);
 }
@@ -100,18 +113,37 @@ torch::Tensor VaeImpl::decode_prefixes(const torch::Tensor& z, const std::vector
     h = h + first_tied_->bias;  // [S, N, H]
     return decoder_rest(h.view({S * N, -1})).view({S, N, -1});
   }
-  for (const int64_t k : chosen) first.push_back(first_separate_[k]->forward(z.narrow(1, 0, nesting[k])));
+  for (const int64_t k : chosen) first.push_back(decode_owned(k, z.narrow(1, 0, nesting[k])));
   return decoder_rest(torch::cat(first, 0)).view({S, N, -1});
 }
 
-VaeOutput VaeImpl::forward(const torch::Tensor& x, at::Generator gen, const std::vector<int64_t>& which) {
+VaeOutput VaeImpl::forward(const torch::Tensor& x, at::Generator gen, const std::vector<int64_t>& which,
+                           const torch::Tensor& code_mask) {
   VaeOutput out;
   std::tie(out.mu, out.logvar) = encode(x);
   const auto eps = at::randn(out.mu.sizes(), gen, out.mu.options());
   out.z = out.mu + eps * torch::exp(0.5 * out.logvar);
   out.prefixes = check_prefixes(which);
-  out.logits = decode_prefixes(out.z, out.prefixes);
+  out.logits = decode_prefixes(code_mask.defined() ? out.z * code_mask : out.z, out.prefixes);
   return out;
+}
+
+int64_t forward_macs_per_image(const VaeOptions& o) {
+  int64_t macs = 0, width = o.input();
+  for (const int64_t h : o.hidden()) {
+    macs += width * h;
+    width = h;
+  }
+  macs += 2 * width * o.latent();  // the two heads
+  for (const int64_t m : o.nesting()) {
+    int64_t in = m;  // the decoder of prefix m, mirroring the encoder
+    for (auto it = o.hidden().rbegin(); it != o.hidden().rend(); ++it) {
+      macs += in * *it;
+      in = *it;
+    }
+    macs += in * o.input();
+  }
+  return macs;
 }
 
 }  // namespace matvae

@@ -31,6 +31,13 @@ const ChoiceTable<ModelKind> kModels = {
     {{"vae", ModelKind::kVae}, {"mmd", ModelKind::kMmd}, {"mrl-mmd", ModelKind::kMrlMmd}, {"mrl-vae", ModelKind::kMrlVae}},
     [](const std::string& s) { return "model = " + s + ": expected vae, mmd, mrl-mmd or mrl-vae"; }};
 
+const ChoiceTable<Balance> kBalances = {
+    {{"none", Balance::kNone}, {"running-mean", Balance::kRunningMean}},
+    [](const std::string& s) { return "balance = " + s + ": expected none or running-mean"; }};
+const ChoiceTable<CodeDropout> kCodeDropouts = {
+    {{"none", CodeDropout::kNone}, {"nested", CodeDropout::kNested}, {"taildrop", CodeDropout::kTailDrop}},
+    [](const std::string& s) { return "code_dropout = " + s + ": expected none, nested or taildrop"; }};
+
 template <typename T>
 void check(bool ok, const std::string& key, const T& value, const std::string& expected) {
   if (!ok) throw UsageError(fmt::format("{} = {}: expected {}", key, value, expected));
@@ -162,6 +169,12 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"weights", list_field(&TrainConfig::weights, "weights")},
       {"lambdas", list_field(&TrainConfig::lambdas, "lambdas")},
       {"warmup", double_field(&TrainConfig::warmup, "warmup")},
+      {"balance", choice_field(&TrainConfig::balance, "balance", parse_balance, to_string)},
+      {"distill", double_field(&TrainConfig::distill, "distill")},
+      {"distill_temperature", double_field(&TrainConfig::distill_temperature, "distill_temperature")},
+      {"code_dropout", choice_field(&TrainConfig::code_dropout, "code_dropout", parse_code_dropout, to_string)},
+      {"dropout_rate", double_field(&TrainConfig::dropout_rate, "dropout_rate")},
+      {"init_from", string_field(&TrainConfig::init_from, "init_from")},
       {"prefix_sample", int_field(&TrainConfig::prefix_sample, "prefix_sample")},
       {"lr", double_field(&TrainConfig::lr, "lr")},
       {"weight_decay", double_field(&TrainConfig::weight_decay, "weight_decay")},
@@ -181,6 +194,10 @@ const std::vector<std::pair<std::string, Field>>& fields() {
 
 ModelKind parse_model_kind(const std::string& name) { return kModels.parse(name); }
 std::string to_string(ModelKind model) { return kModels.name(model); }
+Balance parse_balance(const std::string& name) { return kBalances.parse(name); }
+std::string to_string(Balance balance) { return kBalances.name(balance); }
+CodeDropout parse_code_dropout(const std::string& name) { return kCodeDropouts.parse(name); }
+std::string to_string(CodeDropout dropout) { return kCodeDropouts.name(dropout); }
 
 void resolve(TrainConfig& c) {
   check(c.latent > 0 && c.latent <= 4096, "latent", c.latent, "an integer in 1..4096");
@@ -207,6 +224,17 @@ void resolve(TrainConfig& c) {
   for (double l : c.lambdas) check(std::isfinite(l) && l >= 0, "lambdas", l, "numbers >= 0");
   check(std::isfinite(c.warmup) && c.warmup >= 0 && c.warmup <= 1e6, "warmup", c.warmup,
         "a number of epochs in 0..1000000 (0 = off)");
+  check(std::isfinite(c.distill) && c.distill >= 0, "distill", c.distill, "a number >= 0 (0 = off)");
+  check(std::isfinite(c.distill_temperature) && c.distill_temperature > 0, "distill_temperature",
+        c.distill_temperature, "a number > 0");
+  if (c.distill > 0 && c.nesting.size() < 2)
+    throw UsageError(fmt::format("distill = {}: needs a nesting list of two or more sizes (mrl-mmd or mrl-vae)",
+                                 c.distill));
+  check(std::isfinite(c.dropout_rate) && c.dropout_rate > 0 && c.dropout_rate < 1, "dropout_rate", c.dropout_rate,
+        "a number in (0, 1)");
+  if (c.code_dropout != CodeDropout::kNone && c.is_mrl())
+    throw UsageError(fmt::format("code_dropout = {}: for vae and mmd (the nesting list {{D}}); model {} nests already",
+                                 to_string(c.code_dropout), to_string(c.model)));
   check(c.prefix_sample >= 0 && c.prefix_sample <= static_cast<int64_t>(c.nesting.size()), "prefix_sample",
         c.prefix_sample, fmt::format("an integer in 0..{} (the nesting sizes; 0 = every one)", c.nesting.size()));
   check(std::isfinite(c.lr) && c.lr > 0, "lr", c.lr, "a number > 0");
@@ -266,7 +294,8 @@ std::string config_hash(const TrainConfig& config) {
   std::string text = to_toml(c);
   // Settings added later leave the hash of a run that keeps their default (off) unchanged, so that
   // its cached models stay valid.
-  for (const char* line : {"prefix_sample = 0\n"}) {
+  for (const char* line : {"prefix_sample = 0\n", "balance = \"none\"\n", "distill = 0.0\n", "distill_temperature = 0.1\n",
+                           "code_dropout = \"none\"\n", "dropout_rate = 0.1\n", "init_from = \"\"\n"}) {
     const auto at = text.find(line);
     if (at != std::string::npos) text.erase(at, std::string(line).size());
   }

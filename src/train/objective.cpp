@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "matvae/losses/distill.h"
 #include "matvae/losses/kl.h"
 
 namespace matvae {
@@ -14,14 +15,16 @@ Objective::Objective(const TrainConfig& config)
       divergence_weights_(config.uses_mmd() ? (config.lambdas.empty() ? std::vector<float>(config.nesting.size(), config.lambda)
                                                                         : std::vector<float>(config.lambdas.begin(), config.lambdas.end()))
                                             : std::vector<float>(config.nesting.size(), config.beta)),
-      likelihood_(config.likelihood) {
+      likelihood_(config.likelihood),
+      distill_(config.distill),
+      distill_temperature_(config.distill_temperature) {
   mmd_.kernel = config.kernel;
   mmd_.unbiased = config.estimator == MmdEstimator::kUnbiased;
   mmd_.bandwidth = config.bandwidth;
 }
 
 LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at::Generator gen,
-                                double divergence_scale) const {
+                                double divergence_scale, const std::vector<double>& balance) const {
   const int64_t S = out.logits.size(0), N = x.size(0), K = static_cast<int64_t>(nesting_.size());
   TORCH_CHECK(static_cast<int64_t>(out.prefixes.size()) == S, "expected one prefix index per decoded prefix, got ",
               out.prefixes.size(), " for ", S);
@@ -46,7 +49,26 @@ LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at
   } else {
     t.divergence = loss_kl_prefixes(out.mu.narrow(1, 0, width), out.logvar.narrow(1, 0, width), nesting);
   }
-  t.total = (torch::tensor(c, x.options()) * (t.recon + torch::tensor(lambda, x.options()) * t.divergence)).sum();
+  const auto brackets = t.recon + torch::tensor(lambda, x.options()) * t.divergence;  // [S]
+  t.terms = brackets.detach();
+  if (balance.empty()) {
+    t.total = (torch::tensor(c, x.options()) * brackets).sum();
+  } else {
+    TORCH_CHECK(balance.size() == nesting_.size(), "expected one balance divisor per prefix, got ", balance.size());
+    std::vector<float> divisor;
+    const auto values = t.terms.to(torch::kFloat64).contiguous();
+    for (size_t s = 0; s < out.prefixes.size(); ++s) {
+      const double b = balance[static_cast<size_t>(out.prefixes[s])];
+      divisor.push_back(static_cast<float>(b > 0 ? b : values.data_ptr<double>()[s]));
+    }
+    t.total = (torch::tensor(c, x.options()) * brackets / torch::tensor(divisor, x.options())).sum();
+  }
+  if (distill_ > 0) {
+    // Toward the full code's neighbours (the posterior means, which k-NN uses), for the drawn prefixes.
+    const auto kl = loss_distill_prefixes(out.mu, nesting_, distill_temperature_)
+                        .index_select(0, torch::tensor(out.prefixes, torch::kInt64));
+    t.total = t.total + distill_ * (torch::tensor(c, x.options()) * kl).sum();
+  }
   return t;
 }
 

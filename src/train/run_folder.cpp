@@ -184,6 +184,7 @@ void RunFolder::save_state(Vae& model, torch::optim::Optimizer& optimizer, const
   archive.write("progress", torch::tensor({p.epoch, p.step_in_epoch, p.global_step}, torch::kInt64));
   archive.write("train_seconds", torch::tensor({p.train_seconds}, torch::kFloat64));
   archive.write("sums", sums_to_tensor(p.sums));
+  if (!p.balance.empty()) archive.write("balance", torch::tensor(p.balance, torch::kFloat64));
   archive.write("config_hash", c10::IValue(config_hash(config)));
   archive.write("metrics_sha256", c10::IValue(metrics_digest(metric_lines)));
   save_archive(archive, state_file());
@@ -216,6 +217,11 @@ ResumePoint RunFolder::load_state(Vae& model, torch::optim::Optimizer& optimizer
     p.sums = sums_from_tensor(sums.contiguous(), config.nesting.size());
     c10::IValue stored;
     if (archive.try_read("metrics_sha256", stored) && stored.isString()) digest = stored.toStringRef();
+    torch::Tensor balance;
+    if (archive.try_read("balance", balance)) {
+      const auto b = balance.to(torch::kFloat64).contiguous();
+      p.balance.assign(b.data_ptr<double>(), b.data_ptr<double>() + b.numel());
+    }
   } catch (const c10::Error& e) {
     throw Error(path.string() + ": damaged resume state: " + first_line(e.what_without_backtrace()));
   }
@@ -231,6 +237,15 @@ void RunFolder::check_state(const TrainConfig& config) const {
   torch::serialize::InputArchive archive;
   load_archive(archive, state_file());
   check_config_hash(archive, config, state_file(), config_file());
+}
+
+std::string RunFolder::state_config_hash() const {
+  torch::serialize::InputArchive archive;
+  load_archive(archive, state_file());
+  c10::IValue hash;
+  if (!archive.try_read("config_hash", hash) || !hash.isString())
+    throw Error(state_file().string() + ": checkpoint has no config hash");
+  return hash.toStringRef();
 }
 
 void RunFolder::save_checkpoint(Vae& model, const TrainConfig& config) const {
@@ -253,6 +268,18 @@ LoadedRun RunFolder::load() const {
   load_model_weights(archive, r.model, checkpoint_file());
   r.model->eval();
   return r;
+}
+
+void RunFolder::copy_resumable(const fs::path& dest) const {
+  const RunFolder to(dest);
+  std::error_code ec;
+  fs::create_directories(dest, ec);
+  if (ec) throw Error(dest.string() + ": cannot create the run folder: " + ec.message());
+  for (const auto& [from, into] : {std::pair{state_file(), to.state_file()}, std::pair{metrics_file(), to.metrics_file()},
+                                   std::pair{config_file(), to.config_file()}}) {
+    const auto bytes = read_file(from);
+    write_file_atomic(into, bytes.data(), bytes.size());
+  }
 }
 
 void RunFolder::remove_stale_temporaries() const {

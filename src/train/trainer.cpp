@@ -13,9 +13,12 @@
 #include "matvae/data/batches.h"
 #include "matvae/io/image_grid.h"
 #include "matvae/train/build_model.h"
+#include "matvae/train/code_dropout.h"
 #include "matvae/train/fused_adam.h"
 #include "matvae/train/run_folder.h"
+#include "matvae/train/warm_start.h"
 #include "matvae/util/error.h"
+#include "matvae/util/file_io.h"
 #include "matvae/util/machine.h"
 #include "matvae/util/threads.h"
 
@@ -24,6 +27,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// The running means of balance = running-mean: each step moves them 1 % toward the step's brackets,
+// an average over about the last hundred steps.
+constexpr double kBalanceMomentum = 0.99;
 
 at::Generator make_cpu_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
@@ -40,6 +46,7 @@ struct Session {
         gen(make_cpu_generator(c.seed * 2654435761ULL + 1)),
         objective(c) {
     progress.sums = PrefixSums(c.nesting.size());
+    if (c.balance == Balance::kRunningMean) progress.balance.assign(c.nesting.size(), std::nan(""));
   }
 
   /// Saves the resume state at `p` (the current progress, or the next epoch's start).
@@ -89,6 +96,17 @@ std::string non_finite_term(const StepTerms& t, const std::vector<int64_t>& nest
   return {};
 }
 
+/// Moves the running means of the drawn prefixes' brackets toward this step's (the first value seen
+/// of a prefix starts its mean).
+void update_balance(std::vector<double>& balance, const torch::Tensor& brackets, const std::vector<int64_t>& which) {
+  const auto v = brackets.to(torch::kFloat64).contiguous();
+  for (size_t s = 0; s < which.size(); ++s) {
+    double& b = balance[static_cast<size_t>(which[s])];
+    const double x = v.data_ptr<double>()[s];
+    b = std::isnan(b) ? x : kBalanceMomentum * b + (1 - kBalanceMomentum) * x;
+  }
+}
+
 void add_step(PrefixSums& sums, const StepTerms& t, const std::vector<int64_t>& which, double images) {
   sums.loss += t.loss * images;
   for (const int64_t k : which) {
@@ -134,9 +152,10 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
   while (batches.next(batch)) {
     s.optimizer.zero_grad();
     const std::vector<int64_t> which = Objective::draw_prefixes(K, config.prefix_sample, s.gen);
-    const VaeOutput forward = s.model->forward(batch.images, s.gen, which);
-    const LossTerms terms =
-        s.objective(forward, batch.images, s.gen, Objective::warmup_scale(config, p.global_step, steps_per_epoch));
+    const auto mask = draw_code_mask(config.code_dropout, config.dropout_rate, batch.images.size(0), config.latent, s.gen);
+    const VaeOutput forward = s.model->forward(batch.images, s.gen, which, mask);
+    const LossTerms terms = s.objective(forward, batch.images, s.gen,
+                                        Objective::warmup_scale(config, p.global_step, steps_per_epoch), p.balance);
     const StepTerms t = step_terms(terms, which, K);
     const std::string bad = non_finite_term(t, config.nesting, s.objective.divergence_name());
     if (!bad.empty())
@@ -146,6 +165,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
                               s.folder.state_file().string()));
     terms.total.backward();
     s.optimizer.step();
+    if (!p.balance.empty()) update_balance(p.balance, terms.terms, which);
     add_step(p.sums, t, which, static_cast<double>(batch.images.size(0)));
     ++p.step_in_epoch;
     ++p.global_step;
@@ -251,9 +271,10 @@ TrainTest load_run_data(const TrainConfig& config) {
 // ================================================================================================
 
 TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolder& folder, const TrainHooks& hooks,
-                bool resuming) {
+                bool resuming, Vae warm_from = nullptr) {
   set_threads(config.threads);
   Session s(config, folder, data.train.pixels());
+  if (warm_from) warm_start(s.model, warm_from);
   if (resuming) {
     ResumePoint r = folder.load_state(s.model, s.optimizer, s.gen, config);
     s.progress = std::move(r.progress);
@@ -346,28 +367,74 @@ TrainResult train(TrainConfig config, const fs::path& run_dir, const TrainHooks&
   if (fs::exists(run_dir, ec) && !fs::is_directory(run_dir, ec))
     throw UsageError("--out " + run_dir.string() + ": exists and is not a folder");
   const TrainTest data = load_run_data(config);  // fails on bad data before anything is created
+  Vae warm_from{nullptr};
+  if (!config.init_from.empty()) {
+    const RunFolder source(config.init_from);
+    if (!source.is_finished())
+      throw UsageError(fmt::format("init_from = {}: not a finished run (no {})", config.init_from,
+                                   source.checkpoint_file().filename().string()));
+    warm_from = source.load().model;
+  }
   folder.create(config);
-  return run(config, data, folder, hooks, /*resuming=*/false);
+  return run(config, data, folder, hooks, /*resuming=*/false, warm_from);
 }
 
-TrainResult resume(const fs::path& run_dir, const TrainHooks& hooks, std::optional<int64_t> threads) {
+/// The same run, trained `epochs` epochs. Throws UsageError for a bad count.
+TrainConfig with_epochs(TrainConfig config, int64_t epochs) {
+  config.epochs = epochs;
+  resolve(config);
+  return config;
+}
+
+/// Makes the run in `folder` one of `epochs` epochs: its resume state and config.toml are rewritten
+/// for the longer run, and a finished run is no longer finished. Exact: a run extended from E to N
+/// epochs ends where one started with N would (nothing in training depends on the total; a
+/// schedule that did would have to refuse here). Returns the longer config.
+TrainConfig extend(const RunFolder& folder, const TrainConfig& config, int64_t epochs, const TrainTest& data) {
+  if (epochs < config.epochs)
+    throw UsageError(fmt::format("--epochs {}: the run in {} trains {} epochs; --resume --epochs only extends a run",
+                                 epochs, folder.dir().string(), config.epochs));
+  const TrainConfig longer = with_epochs(config, epochs);
+  // A finished run first stops being one, then its state moves to the longer config, then
+  // config.toml: a kill in between leaves a run that a rerun of the same command completes.
+  std::error_code ec;
+  fs::remove(folder.checkpoint_file(), ec);
+  if (folder.has_state() && folder.state_config_hash() != config_hash(longer)) {
+    Session s(config, folder, data.train.pixels());
+    ResumePoint r = folder.load_state(s.model, s.optimizer, s.gen, config);
+    folder.save_state(s.model, s.optimizer, s.gen, r.progress, longer, r.metric_lines);
+  }
+  write_file_atomic(folder.config_file(), to_toml(longer));
+  return longer;
+}
+
+TrainResult resume(const fs::path& run_dir, const TrainHooks& hooks, std::optional<int64_t> threads,
+                   std::optional<int64_t> epochs) {
   const RunFolder folder(run_dir);
   TrainConfig config = folder.read_config();
   const bool has_state = folder.has_state();
-  if (has_state) {
+  const bool extending = epochs && *epochs != config.epochs;
+  // An extension that a kill interrupted has moved the state to the longer config already.
+  const bool extension_begun =
+      extending && has_state && folder.state_config_hash() == config_hash(with_epochs(config, *epochs));
+  if (has_state && !extension_begun) {
     // Check the state and that it belongs to config.toml before the data load, so that a damaged
     // run folder is reported as such (and quickly), not as some later failure.
     folder.check_state(config);
-  } else if (folder.is_finished()) {
+  } else if (!has_state && folder.is_finished()) {
     throw Error(folder.state_file().string() + ": missing, but the run has a " +
                 folder.checkpoint_file().filename().string() + "; the run folder is damaged");
-  } else if (hooks.on_log) {
+  } else if (!has_state && hooks.on_log) {
     // Stopped before its first checkpoint: nothing was trained yet, so start from the beginning.
     hooks.on_log(folder.state_file().string() + ": no checkpoint yet; starting the run from the beginning");
   }
   if (threads) config.threads = *threads;
   const TrainTest data = load_run_data(config);
   folder.remove_stale_temporaries();
+  if (extending) {
+    config = extend(folder, config, *epochs, data);
+    if (threads) config.threads = *threads;
+  }
   return run(config, data, folder, hooks, /*resuming=*/has_state);
 }
 

@@ -19,7 +19,8 @@ namespace matvae {
 torch::Tensor encode_mu(Vae& model, const torch::Tensor& images, int64_t batch = 4096);
 
 /// Downstream quality of features: linear-probe test accuracy (L2 chosen on a validation part of
-/// train) and k-NN accuracy for k = 1 and 5. train: [N, m], test: [T, m].
+/// train), k-NN accuracy for k = 1 and 5, and 1-NN of standardised codes (knn1_std) and by cosine
+/// similarity (knn1_cos). train: [N, m], test: [T, m].
 nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::Tensor& train_labels,
                                        const torch::Tensor& test, const torch::Tensor& test_labels,
                                        int64_t num_classes, uint64_t seed);

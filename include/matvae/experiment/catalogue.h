@@ -22,7 +22,9 @@ struct ExperimentProfile {
   std::vector<uint64_t> seeds;
   int64_t eval_train_limit = 0;        // training codes the probe and k-NN use (0 = all)
   int64_t eval_test_limit = 0;         // test codes evaluated (0 = all)
-  std::string mrl_variant = "naive";   // the mrl-mmd row's variant when attempts do not choose one
+  std::string mrl_variant = "naive";   // the mrl-mmd row's variant when nothing is tuned
+  bool tune = false;                   // every tuned row chooses its settings on validation data
+  int64_t tune_epochs = 0;             // the candidates' epochs (0 = epochs)
 };
 /// "quick", "full" or "tiny" (for tests); anything else throws UsageError.
 ExperimentProfile experiment_profile(const std::string& name);

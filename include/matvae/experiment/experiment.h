@@ -3,7 +3,7 @@
 // reconstruction and MMD to the prior. Trained models and their evaluations are cached in run
 // folders named by a hash of their config, so a rerun skips finished work and an interrupted one
 // resumes. Its stages, one file each: catalogue (rows, profiles), plan (the tasks), schedule (the
-// work pool), cache (cached evaluations), attempts (the MRL variants), results (results.json),
+// work pool), cache (cached evaluations), tuning (candidates and the rule), results (results.json),
 // figures (the Matryoshka model's pictures).
 #pragma once
 
@@ -29,7 +29,8 @@ struct ExperimentOptions {
   int64_t threads = 0;                                  // 0 = every core
   int64_t jobs = 0;       // models trained or evaluated at once, threads/jobs threads each (0 = threads)
   int64_t epochs = 0;     // 0 = the profile's; else every model trains this many epochs
-  bool attempts = false;  // train every MRL variant (attempts.h), choose one on validation, report all
+  int tune = -1;          // every tuned row chooses its settings on validation data (tuning.h): 1 yes, 0 no, -1 the profile's
+  bool attempts = false;  // tune, the mrl-mmd row among every Matryoshka variant (tuning.h), not the profile's few
   std::function<void(const std::string&)> log = nullptr;
   const std::atomic<bool>* stop = nullptr;              // checked between and inside models
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -10,16 +11,21 @@
 
 #include "matvae/data/dataset.h"
 #include "matvae/experiment/catalogue.h"
+#include "matvae/experiment/tuning.h"
 #include "matvae/train/config.h"
 
 namespace matvae {
 
 /// One model to train. Its run folder is named by its settings' hash, so that the same model is
-/// trained once however many rows use it, and found again by a rerun.
+/// trained once however many rows use it, and found again by a rerun. A model may grow out of
+/// another: warm-started from its weights (config.init_from names it) or, for a longer run of the
+/// same settings, extended from its resume state.
 struct ModelJob {
   std::string dataset;
   TrainConfig config;  // resolved
   std::filesystem::path dir;
+  std::shared_ptr<const ModelJob> source;  // the run it grows out of (trained first, on the same worker)
+  bool extends_source = false;             // a copy of `source`'s run folder, extended to config.epochs
 };
 
 /// How a task measures codes (eval/code_metrics.h).
@@ -34,6 +40,7 @@ enum class EvalKind {
 /// pixels (kPixelPca: no model, job.dir empty).
 struct Task {
   std::string dataset, row;
+  std::string family, candidate;  // tuning tasks only: the family and candidate measured
   uint64_t seed = 0;
   ModelJob job;
   EvalKind kind = EvalKind::kPrefixes;
@@ -59,6 +66,11 @@ TrainConfig base_config(const ExperimentProfile& profile, const std::filesystem:
 /// Resolves `config` and names its run folder under runs/<dataset>/.
 ModelJob make_job(const std::string& dataset, TrainConfig config, const std::filesystem::path& runs);
 
+/// The epochs at which one Matryoshka model of `mrl` costs as much compute as the separately trained
+/// models of the nesting list together, each trained `mrl.epochs` (forward multiply-adds per image,
+/// models/vae.h), rounded up.
+int64_t compute_matched_epochs(const TrainConfig& mrl, int64_t pixels);
+
 /// The rows the test evaluations use: seeded random subsets of train and test of the profile's
 /// sizes (a split may be sorted by class, so never its first rows).
 TrainTest evaluation_data(const TrainTest& full, const ExperimentProfile& profile);
@@ -76,20 +88,23 @@ ValidationSplit validation_split(const Dataset& train, const ExperimentProfile& 
 struct PlanContext {
   std::string dataset;
   std::filesystem::path data_dir, runs;
+  int64_t pixels = 0;
   ExperimentProfile profile;
   std::set<std::string> rows;
   std::vector<int64_t> dims;
   int64_t job_threads = 1;
   std::string eval_tag;
+  bool all_variants = false;  // --attempts: the mrl-mmd family tries every variant, not its few
 };
 
-/// The attempts of one data set: an MMD-VAE trained at each m (the references, in dims order), then
-/// every MRL variant (attempts.h order), all with `seed`, measured on the validation split.
-std::vector<Task> plan_attempts(const PlanContext& ctx, uint64_t seed, const ValidationSplit& validation);
+/// The tuning of one data set: every candidate of every family the rows use, trained with `seed`
+/// on the validation split's training rows for the profile's tuning epochs, measured on its
+/// validation rows (judge_tuning chooses).
+std::vector<Task> plan_tuning(const PlanContext& ctx, uint64_t seed, const ValidationSplit& validation);
 
-/// Every requested row's tasks for one data set and seed, measured on `data` (the test set), the
-/// mrl-mmd row with `variant`. Returns the Matryoshka model's job (for its figures and training time).
-ModelJob plan_seed(const PlanContext& ctx, uint64_t seed, const std::string& variant, const TrainTest& data,
+/// Every requested row's tasks for one data set and seed, measured on `data` (the test set), with
+/// the settings `choice` names. Returns the Matryoshka model's job (for its figures and training time).
+ModelJob plan_seed(const PlanContext& ctx, uint64_t seed, const Choice& choice, const TrainTest& data,
                    std::vector<Task>& tasks);
 
 }  // namespace matvae

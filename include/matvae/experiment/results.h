@@ -11,6 +11,7 @@
 
 #include "matvae/experiment/experiment.h"
 #include "matvae/experiment/plan.h"
+#include "matvae/experiment/tuning.h"
 
 namespace matvae {
 
@@ -20,6 +21,7 @@ struct RunFacts {
   ExperimentProfile profile;
   EvalSettings eval;
   int64_t jobs = 1, job_threads = 1;
+  bool tuned = false;  // every tuned row chose its settings on validation data
   double load_at_start = -1;
   std::chrono::steady_clock::time_point start;
 };
@@ -37,8 +39,10 @@ class ResultsBook {
   /// The training time of one MRL-MMD-VAE against the separately trained MMD-VAEs of `tasks`.
   void add_train_times(const std::string& dataset, uint64_t seed, const ModelJob& mrl, const std::vector<Task>& tasks,
                        const std::vector<int64_t>& dims);
-  void set_variant(const std::string& dataset, const std::string& variant) { variants_[dataset] = variant; }
-  void set_attempts(const std::string& dataset, nlohmann::ordered_json record) { attempts_[dataset] = std::move(record); }
+  /// What every family uses on `dataset` (at each of `dims` for per-m families): the tuned choice or
+  /// the defaults.
+  void set_choice(const std::string& dataset, const Choice& choice, const std::vector<int64_t>& dims, int64_t latent);
+  void set_tuning(const std::string& dataset, nlohmann::ordered_json record) { tuning_[dataset] = std::move(record); }
 
   /// Writes out/results.json and returns its path.
   std::filesystem::path write(const RunFacts& facts) const;
@@ -49,7 +53,8 @@ class ResultsBook {
   std::filesystem::path out_;
   nlohmann::ordered_json results_ = nlohmann::ordered_json::object(), models_ = nlohmann::ordered_json::object(),
                          configs_ = nlohmann::ordered_json::object(), wall_ = nlohmann::ordered_json::object(),
-                         attempts_ = nlohmann::ordered_json::object(), variants_ = nlohmann::ordered_json::object(),
+                         tuning_ = nlohmann::ordered_json::object(), variants_ = nlohmann::ordered_json::object(),
+                         chosen_ = nlohmann::ordered_json::object(),
                          evaluations_by_ = nlohmann::ordered_json::object();
 };
 

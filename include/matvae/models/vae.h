@@ -1,6 +1,7 @@
 // The one encoder/decoder family every model shares, so comparisons are fair:
 // an MLP encoder to a diagonal Gaussian q(z|x), and an MLP decoder to per-pixel logits that can
-// decode any prefix z[:m] of the nesting list (MRL-E "tied" or MRL "separate" first layer).
+// decode any prefix z[:m] of the nesting list (decoder_form.h: MRL-E "tied", MRL "separate", or
+// more of the decoder per prefix).
 // A plain VAE or MMD-VAE is simply the nesting list {D}.
 #pragma once
 
@@ -50,21 +51,31 @@ class VaeImpl : public torch::nn::Module {
   torch::Tensor decode_prefixes(const torch::Tensor& z, const std::vector<int64_t>& which = {});
 
   /// Samples z by reparameterisation with `gen` and decodes every prefix, or those in `which`.
-  VaeOutput forward(const torch::Tensor& x, at::Generator gen, const std::vector<int64_t>& which = {});
+  /// `code_mask` ([N, D], 0 or 1), if given, multiplies z before decoding (nested dropout and kin);
+  /// out.z stays the unmasked code.
+  VaeOutput forward(const torch::Tensor& x, at::Generator gen, const std::vector<int64_t>& which = {},
+                    const torch::Tensor& code_mask = {});
 
   const VaeOptions& options() const { return options_; }
 
  private:
-  torch::Tensor decoder_rest(const torch::Tensor& h);  // after the first layer: ReLU, ..., logits
+  torch::Tensor decoder_rest(const torch::Tensor& h);  // the shared layers after the owned ones, to logits
+  torch::Tensor decode_owned(int64_t k, const torch::Tensor& z_prefix);  // prefix k's own layers (separate forms)
   std::vector<int64_t> check_prefixes(const std::vector<int64_t>& which) const;  // {} -> 0..K-1
 
   VaeOptions options_;
   torch::nn::Sequential encoder_{nullptr};
   torch::nn::Linear mu_head_{nullptr}, logvar_head_{nullptr};
   torch::nn::Linear first_tied_{nullptr};             // [H, D], tied form
-  std::vector<torch::nn::Linear> first_separate_;     // [H, m_k] each, separate form
-  torch::nn::Sequential decoder_rest_{nullptr};
+  std::vector<torch::nn::Linear> first_separate_;     // [H, m_k] each, separate forms
+  std::vector<torch::nn::Sequential> private_rest_;   // each prefix's further own layers (separate-2, independent)
+  torch::nn::Sequential decoder_rest_{nullptr};       // null when every layer is a prefix's own
 };
 TORCH_MODULE(Vae);
+
+/// Multiply-adds of one image's forward pass through the encoder and the decoder of every prefix of
+/// the nesting list (the backward pass costs about twice as much, for every model alike): what
+/// comparing models at equal compute counts.
+int64_t forward_macs_per_image(const VaeOptions& options);
 
 }  // namespace matvae

@@ -26,6 +26,24 @@ std::string to_string(ModelKind model);
 inline bool is_mrl(ModelKind m) { return m == ModelKind::kMrlMmd || m == ModelKind::kMrlVae; }
 inline bool uses_mmd(ModelKind m) { return m == ModelKind::kMmd || m == ModelKind::kMrlMmd; }
 
+/// How each prefix's terms are weighed against the others' (docs/design.md, "Levers").
+enum class Balance {
+  kNone,         // c_k * term_k
+  kRunningMean,  // c_k * term_k / (running mean of term_k): every prefix's term near c_k
+};
+Balance parse_balance(const std::string& name);
+std::string to_string(Balance balance);
+
+/// What hides the code's tail from the decoder during training: the ordered-code rivals of the
+/// Matryoshka loss, for models of the nesting list {D} (docs/design.md, "Ordered codes").
+enum class CodeDropout {
+  kNone,
+  kNested,    // nested dropout: per image a cut b ~ Geometric(dropout_rate) in 1..D, z[b:] zeroed
+  kTailDrop,  // unit i (0-based) zeroed with probability dropout_rate * i / (D - 1), independently
+};
+CodeDropout parse_code_dropout(const std::string& name);
+std::string to_string(CodeDropout dropout);
+
 struct TrainConfig {
   // model
   ModelKind model = ModelKind::kMrlMmd;
@@ -43,6 +61,12 @@ struct TrainConfig {
   std::vector<double> weights = {};          // c_m per nesting size; empty = all 1
   std::vector<double> lambdas = {};          // MMD weight per nesting size; empty = lambda for every size
   double warmup = 0.0;                       // epochs over which the divergence weight ramps from 0; 0 = off
+  Balance balance = Balance::kNone;          // none | running-mean
+  double distill = 0.0;                      // weight of the self-distillation toward the full code; 0 = off
+  double distill_temperature = 0.1;          // its softmax temperature (distances scaled by their batch mean)
+  CodeDropout code_dropout = CodeDropout::kNone;  // none | nested | taildrop (vae and mmd only)
+  double dropout_rate = 0.1;                 // nested: the geometric law's p; taildrop: the last unit's rate
+  std::string init_from = "";                // warm start: a finished run folder whose weights this run starts from
   int64_t prefix_sample = 0;                 // prefixes trained per step, drawn at random (c_m scaled by K/this); 0 = all
   // optimisation
   double lr = 1e-3;

@@ -2,6 +2,9 @@
 //   sum_k c_k * [ rec(x, dec(z[:m_k])) + s * lambda_k * MMD^2(q(z[:m_k]), p(z[:m_k])) ]   (mmd, mrl-mmd)
 //   sum_k c_k * [ rec(x, dec(z[:m_k])) + s * beta * KL(q(z[:m_k]|x) || N(0, I)) ]        (vae, mrl-vae)
 // lambda_k is `lambdas[k]`, or `lambda` for every k; s in [0, 1] is the warm-up scale.
+// Levers (docs/design.md): with balance, each bracket is divided by a running mean of its own value
+// (kept by the trainer); with distill = g > 0, g * sum_k c_k * KL(full code's similarity rows ||
+// prefix k's) is added (losses/distill.h).
 // vae and mmd are the nesting list {D}, so one code path serves all four models.
 // With prefix sampling a step sums over S of the K prefixes, drawn at random, each c_k scaled by
 // K / S: the same objective in expectation at about S/K of the decoder's cost.
@@ -22,6 +25,7 @@ struct LossTerms {
   torch::Tensor total;
   torch::Tensor recon;
   torch::Tensor divergence;
+  torch::Tensor terms;  // [S], no gradient: each prefix's bracket, rec + s * lambda_k * div (what balance divides)
 };
 
 class Objective {
@@ -30,8 +34,10 @@ class Objective {
 
   /// x: [N, P]; `gen` draws the N prior samples the MMD compares against. `divergence_scale`
   /// multiplies the divergence weights (the warm-up; recon and divergence terms are unscaled).
+  /// `balance`: [K] divisors of the brackets (running means), or empty for none; a divisor that is
+  /// not a positive number (a prefix not seen yet) is replaced by the bracket's own current value.
   LossTerms operator()(const VaeOutput& out, const torch::Tensor& x, at::Generator gen,
-                       double divergence_scale = 1.0) const;
+                       double divergence_scale = 1.0, const std::vector<double>& balance = {}) const;
 
   /// The nesting indices one training step uses: all K (without drawing) when `sample` is 0 or
   /// >= K, else `sample` distinct ones drawn uniformly with `gen`, ascending.
@@ -50,6 +56,7 @@ class Objective {
   std::vector<float> divergence_weights_;  // lambda_k or beta: [K]
   Likelihood likelihood_;
   MmdOptions mmd_;
+  double distill_ = 0, distill_temperature_ = 1;
 };
 
 }  // namespace matvae

@@ -43,6 +43,7 @@ struct RunProgress {
   int64_t global_step = 0;
   double train_seconds = 0;   // summed over every session of the run
   PrefixSums sums;
+  std::vector<double> balance;  // [K] running means of the prefixes' brackets (balance = running-mean); else empty
 };
 
 /// A resume state as loaded: where the run stands and the metrics.jsonl lines it covers.
@@ -109,9 +110,15 @@ class RunFolder {
                          const TrainConfig& config) const;
   /// Verifies state.pt and that it belongs to `config`, without loading it into a model.
   void check_state(const TrainConfig& config) const;
+  /// The config hash state.pt records (after verifying the file).
+  std::string state_config_hash() const;
   void save_checkpoint(Vae& model, const TrainConfig& config) const;
   /// The finished run (config.toml and checkpoint.pt). Throws Error naming what is missing or damaged.
   LoadedRun load() const;
+
+  /// Copies the files a run resumes from (settings, metrics, resume state) into a new folder `dest`,
+  /// config.toml last: the start of a longer run of the same settings (resume with epochs).
+  void copy_resumable(const std::filesystem::path& dest) const;
 
   /// Removes temporaries that a process killed while writing one of the run's files left behind.
   void remove_stale_temporaries() const;

@@ -51,8 +51,10 @@ struct PrefixStats {
 TrainResult train(TrainConfig config, const std::filesystem::path& run_dir, const TrainHooks& hooks = {});
 
 /// Continues the run in `run_dir` from its state.pt; `threads` overrides the recorded count.
+/// `epochs`, if given and larger than the run's, extends the run (finished or not) to that many
+/// epochs, ending exactly where a run started with them would; fewer is a UsageError.
 TrainResult resume(const std::filesystem::path& run_dir, const TrainHooks& hooks = {},
-                   std::optional<int64_t> threads = std::nullopt);
+                   std::optional<int64_t> threads = std::nullopt, std::optional<int64_t> epochs = std::nullopt);
 
 /// The objective's terms on `data` in order, in batches of `batch_size`; z and prior draws from `seed`.
 PrefixStats evaluate(Vae& model, const Objective& objective, const Dataset& data, int64_t batch_size, uint64_t seed);
