@@ -10,6 +10,7 @@
 #include "matvae/data/dataset.h"
 #include "matvae/data/fetch.h"
 #include "matvae/data/info.h"
+#include "matvae/deploy/export.h"
 #include "matvae/eval/run_eval.h"
 #include "matvae/experiment/experiment.h"
 #include "matvae/report/report.h"
@@ -38,7 +39,7 @@ struct DataFetchArgs {
 
 struct DataInfoArgs {
   std::string dir;
-  int64_t classes = 10;
+  int64_t classes = 0;  // counted from the labels
 };
 
 int run_data_fetch(const DataFetchArgs& a) {
@@ -109,8 +110,8 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   a.bind_choice(train, "--estimator", &C::estimator, matvae::parse_mmd_estimator, "MMD estimator: biased | unbiased");
   a.bind_choice(train, "--balance", &C::balance, matvae::parse_balance, "Per-prefix terms: none | running-mean");
   a.bind_choice(train, "--code-dropout", &C::code_dropout, matvae::parse_code_dropout, "none | nested | taildrop");
-  a.bind(train, "--data", &C::data, "IDX data folder");
-  a.bind(train, "--classes", &C::classes, "Number of classes the labels may take");
+  a.bind(train, "--data", &C::data, "Data folder: IDX images, or train.npy/test.npy features");
+  a.bind(train, "--classes", &C::classes, "Number of classes the labels may take (0 = counted from them)");
   a.bind(train, "--latent", &C::latent, "Latent size D");
   a.bind(train, "--nesting", &C::nesting, "Prefix sizes m_1<...<m_K=D (default for MRL: 2,4,...,D)");
   a.bind(train, "--hidden", &C::hidden, "Encoder widths, mirrored by the decoder");
@@ -226,6 +227,48 @@ int run_eval(const EvalArgs& a) {
   return 0;
 }
 
+struct ExportArgs {
+  std::string run, out;
+};
+
+int run_export(const ExportArgs& a) {
+  const auto r = matvae::export_run(a.run, a.out);
+  std::cout << r.module.string() << "\n" << r.weights.string() << "\n" << r.metadata.string() << "\n";
+  return 0;
+}
+
+struct RetrieveArgs {
+  std::string run, data;
+  int64_t threads = 0;
+};
+
+int run_retrieve(const RetrieveArgs& a) {
+  matvae::set_threads(a.threads);
+  const auto j = matvae::retrieve_run(a.run, a.data);
+  const auto& r = j["retrieval"];
+  const int64_t k = r["k"].get<int64_t>();
+  std::printf("exact search of %lld training codes, k = %lld\n%-10s %8s %8s %8s %10s\n",
+              static_cast<long long>(r["database"].get<int64_t>()), static_cast<long long>(k), "m", "mAP", "P", "R",
+              "MFLOPs");
+  for (const auto& [m, s] : r["exact"].items())
+    std::printf("%-10s %8.4f %8.4f %8.4f %10.3f\n", m.c_str(), s["map"].get<double>(), s["precision"].get<double>(),
+                s["recall"].get<double>(), s["mflops"].get<double>());
+  std::printf("funnels (short lists 200, 100, ... down to %lld)\n", static_cast<long long>(k));
+  for (const auto& f : r["funnels"]) {
+    std::string path;
+    for (const auto& s : f["stages"]) path += (path.empty() ? "" : ">") + std::to_string(s["m"].get<int64_t>());
+    std::printf("%-10s %8.4f %8.4f %8.4f %10.3f\n", path.c_str(), f["map"].get<double>(), f["precision"].get<double>(),
+                f["recall"].get<double>(), f["mflops"].get<double>());
+  }
+  const auto& c = j["cascade"];
+  const auto& p = c["points"][c["chosen"].get<size_t>()];
+  std::printf("cascade: threshold %.3f, test accuracy %.4f at %.2f expected dimensions (full code %.4f)\n",
+              p["threshold"].get<double>(), p["test_accuracy"].get<double>(), p["test_dims"].get<double>(),
+              c["full_test_accuracy"].get<double>());
+  std::printf("written: %s/adaptive.json\n", a.run.c_str());
+  return 0;
+}
+
 struct EncodeArgs {
   std::string run, data, out, split = "test";
   int64_t dim = 0;
@@ -256,9 +299,8 @@ int main(int argc, char** argv) {
   DataInfoArgs info_args;
   auto* info = data->add_subcommand("info", "Print counts, image size, class histogram and pixel statistics");
   info->add_option("--data", info_args.dir, "IDX data folder (e.g. data/mnist)")->required();
-  info->add_option("--classes", info_args.classes, "Number of classes labels may take")
-      ->check(CLI::Range(int64_t{1}, int64_t{256}))
-      ->capture_default_str();
+  info->add_option("--classes", info_args.classes, "Number of classes labels may take (default: counted from them)")
+      ->check(CLI::Range(int64_t{1}, int64_t{256}));
 
   TrainArgs train_args;
   auto* train = app.add_subcommand("train", "Train one model into a run folder");
@@ -299,6 +341,19 @@ int main(int argc, char** argv) {
   eval->add_option("--threads", eval_args.threads, "Threads (default: every core)")->check(CLI::NonNegativeNumber);
 
   EncodeArgs enc_args;
+  ExportArgs exp_out_args;
+  auto* exp_out = app.add_subcommand("export", "Write a trained model as TorchScript (Python and C++ run it at any "
+                                               "prefix), its weights for torch.load, and its settings");
+  exp_out->add_option("--run", exp_out_args.run, "Run folder")->required();
+  exp_out->add_option("--out", exp_out_args.out, "TorchScript file to write, e.g. model.pt")->required();
+
+  RetrieveArgs ret_args;
+  auto* ret = app.add_subcommand("retrieve", "Retrieval at every prefix and through funnels, and the adaptive "
+                                             "classification cascade, of one trained model");
+  ret->add_option("--run", ret_args.run, "Run folder")->required();
+  ret->add_option("--data", ret_args.data, "Data folder (default: the run's)");
+  ret->add_option("--threads", ret_args.threads, "Threads (default: every core)")->check(CLI::NonNegativeNumber);
+
   auto* enc = app.add_subcommand("encode", "Write the prefix codes mu(x)[:, :m] of a split as .npy (plus labels)");
   enc->add_option("--run", enc_args.run, "Run folder")->required();
   enc->add_option("--data", enc_args.data, "IDX data folder")->required();
@@ -335,6 +390,8 @@ int main(int argc, char** argv) {
     }
     if (eval->parsed()) return run_eval(eval_args);
     if (enc->parsed()) return run_encode(enc_args);
+    if (ret->parsed()) return run_retrieve(ret_args);
+    if (exp_out->parsed()) return run_export(exp_out_args);
     if (report->parsed()) {
       const std::filesystem::path results(report_results);
       const std::filesystem::path out = report_out.empty() ? results.parent_path() : std::filesystem::path(report_out);

@@ -93,6 +93,7 @@ TEST(ConfigTest, HashOfAnOlderRunIsUnchangedBySettingsAddedSince) {
   c.epochs = 2;
   c.limit = 20000;
   c.checkpoint_every = 200;
+  c.classes = 10;  // as the experiment records it, counted from MNIST's labels
   matvae::resolve(c);
   EXPECT_EQ(matvae::config_hash(c), "a03a75fad3a293cf");
   c.prefix_sample = 2;
@@ -151,4 +152,19 @@ TEST_F(TrainCliTest, FlagsOverrideTheConfigFileAndBadSettingsExit2) {
   }
 }
 
+}  // namespace
+
+namespace {
+TEST(ConfigTest, AWarmStartIsHashedByItsSourcesNameNotItsPlace) {
+  const auto hash_of = [](const std::string& init_from) {
+    TrainConfig c;
+    c.latent = 8;
+    c.init_from = init_from;
+    matvae::resolve(c);
+    return matvae::config_hash(c);
+  };
+  EXPECT_EQ(hash_of("/a/results/runs/mnist/mmd-d8-s0-0123456789"), hash_of("other/place/mmd-d8-s0-0123456789/"));
+  EXPECT_NE(hash_of("/a/mmd-d8-s0-0123456789"), hash_of("/a/mmd-d8-s0-9876543210"));
+  EXPECT_NE(hash_of("/a/mmd-d8-s0-0123456789"), hash_of(""));
+}
 }  // namespace

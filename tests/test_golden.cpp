@@ -20,7 +20,7 @@ const fs::path kGolden = fs::path(MATVAE_SOURCE_DIR) / "tests" / "golden" / "toy
 /// than measures (the report's row titles and variant descriptions).
 json comparable(json doc) {
   for (const char* key : {"machine", "wall_seconds", "train_times", "tool", "commit", "provenance", "row_titles",
-                          "variant_descriptions"})
+                          "variant_descriptions", "candidate_descriptions"})
     doc.erase(key);
   for (auto& [name, m] : doc["models"].items()) {
     m.erase("train_seconds");

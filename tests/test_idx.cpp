@@ -113,13 +113,14 @@ TEST_P(IdxRoundTrip, LoadSplitAndLoadDatasetGiveBytesOver255) {
   EXPECT_EQ(matvae::idx_path(tmp_.path(), Split::kTrain, false), tmp_ / (kTrainImages + suffix));
   EXPECT_EQ(matvae::idx_path(tmp_.path(), Split::kTest, true), tmp_ / (kTestLabels + suffix));
 
-  const matvae::Dataset tr = matvae::load_split(tmp_.path(), Split::kTrain);
+  // The classes declared (10), as the small splits need not hold a label of each.
+  const matvae::Dataset tr = matvae::load_split(tmp_.path(), Split::kTrain, 10);
   expect_dataset_matches(tr, train.images, train.labels, 10);
   EXPECT_EQ(tr.source, tmp_.path().string());
-  const matvae::Dataset te = matvae::load_split(tmp_.path(), Split::kTest);
+  const matvae::Dataset te = matvae::load_split(tmp_.path(), Split::kTest, 10);
   expect_dataset_matches(te, test.images, test.labels, 10);
 
-  const matvae::TrainTest both = matvae::load_dataset(tmp_.path());
+  const matvae::TrainTest both = matvae::load_dataset(tmp_.path(), 10);
   expect_dataset_matches(both.train, train.images, train.labels, 10);
   expect_dataset_matches(both.test, test.images, test.labels, 10);
 }
@@ -201,6 +202,18 @@ TEST_F(IdxFiles, NumClassesAbove10IsAccepted) {
   const auto tt = matvae::load_dataset(dir(), 37);
   EXPECT_EQ(tt.train.num_classes, 37);
   EXPECT_EQ(tt.train.labels.max().item<int64_t>(), 36);
+}
+
+TEST_F(IdxFiles, NumClassesAreCountedFromTheLabelsOfBothSplits) {
+  // Train's largest label is 25, test's 30: both splits get 31 classes.
+  const IdxSplit train{make_idx_images(26, 2, 2), make_idx_labels(26, 26)};
+  IdxSplit test{make_idx_images(5, 2, 2), make_idx_labels(5, 26)};
+  test.labels.data[2] = 30;
+  write_idx_folder(dir(), train, test);
+  const auto tt = matvae::load_dataset(dir());
+  EXPECT_EQ(tt.train.num_classes, 31);
+  EXPECT_EQ(tt.test.num_classes, 31);
+  EXPECT_EQ(matvae::load_split(dir(), Split::kTrain).num_classes, 26);  // one split alone: its own labels
 }
 
 // ---------------------------------------------------------------------------------------------

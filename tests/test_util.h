@@ -233,4 +233,14 @@ inline const std::string& numpy_python() {
   return python;
 }
 
+/// Debian's python3 with python3-torch (the one on PATH may be another without it); empty if none.
+inline const std::string& torch_python() {
+  static const std::string python = [] {
+    for (const std::string py : {"/usr/bin/python3", "python3"})
+      if (matvae::run_process({py, "-c", "import torch, numpy"}).exit_code == 0) return py;
+    return std::string();
+  }();
+  return python;
+}
+
 }  // namespace matvae_test

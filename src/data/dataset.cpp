@@ -1,6 +1,9 @@
 // Loading IDX folders into in-memory Datasets, and views and subsets of them.
 #include "matvae/data/dataset.h"
 
+#include <algorithm>
+
+#include "matvae/data/features.h"
 #include "matvae/data/idx.h"
 #include "matvae/util/error.h"
 
@@ -54,6 +57,7 @@ Dataset make_dataset(const IdxArray& images, const IdxArray& labels, int64_t num
     throw Error(labels_name + ": " + std::to_string(labels.dims[0]) + " labels, but " + images_name + " has " +
                 std::to_string(n) + " images");
   if (n == 0) throw Error(images_name + ": holds no images");
+  if (num_classes == 0) num_classes = *std::max_element(labels.data.begin(), labels.data.end()) + 1;
   for (size_t i = 0; i < labels.data.size(); ++i) {
     if (labels.data[i] >= num_classes)
       throw Error(labels_name + ": label " + std::to_string(labels.data[i]) + " at index " + std::to_string(i) +
@@ -73,6 +77,7 @@ Dataset load_split(const fs::path& dir, Split split, int64_t num_classes) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) throw Error(dir.string() + ": data folder does not exist (run: matvae data fetch)");
   if (!fs::is_directory(dir, ec)) throw Error(dir.string() + ": is not a folder");
+  if (is_feature_folder(dir)) return load_feature_split(dir, split, num_classes);
   const fs::path images_path = idx_path(dir, split, false);
   const fs::path labels_path = idx_path(dir, split, true);
   const IdxArray images = read_idx(images_path, kIdxMagicImages);
@@ -84,6 +89,11 @@ Dataset load_split(const fs::path& dir, Split split, int64_t num_classes) {
 
 TrainTest load_dataset(const fs::path& dir, int64_t num_classes) {
   TrainTest tt{load_split(dir, Split::kTrain, num_classes), load_split(dir, Split::kTest, num_classes)};
+  // Counted: both splits share the count, as a class may be missing from one of them.
+  tt.train.num_classes = tt.test.num_classes = std::max(tt.train.num_classes, tt.test.num_classes);
+  if (tt.train.features != tt.test.features || (tt.train.features && tt.train.width != tt.test.width))
+    throw Error(dir.string() + ": train rows have " + std::to_string(tt.train.width) + " features but test rows have " +
+                std::to_string(tt.test.width));
   if (tt.train.height != tt.test.height || tt.train.width != tt.test.width)
     throw Error(dir.string() + ": train images are " + std::to_string(tt.train.height) + "x" +
                 std::to_string(tt.train.width) + " but test images are " + std::to_string(tt.test.height) + "x" +

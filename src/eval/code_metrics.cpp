@@ -1,9 +1,11 @@
 // Per-prefix evaluation of codes; see code_metrics.h.
 #include "matvae/eval/code_metrics.h"
 
+#include "matvae/eval/adaptive.h"
 #include "matvae/eval/knn.h"
 #include "matvae/eval/linear_probe.h"
 #include "matvae/eval/pca.h"
+#include "matvae/eval/retrieval.h"
 #include "matvae/losses/kl.h"
 #include "matvae/losses/mmd.h"
 #include "matvae/losses/recon.h"
@@ -12,6 +14,7 @@ namespace matvae {
 namespace {
 
 constexpr int64_t kMmdSamples = 2000;  // codes compared with as many prior draws
+constexpr int64_t kRetrieved = 10;     // the ranked list retrieval is scored on (mAP@10, as MRL reports)
 
 /// Pads z[:, :m] with zeros to D columns: what a decoder trained on the full code sees.
 torch::Tensor zero_pad(const torch::Tensor& prefix, int64_t D) {
@@ -60,9 +63,17 @@ nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::
   const ProbeResult probe = linear_probe(train, train_labels, test, test_labels, num_classes, po);
   j["probe"] = probe.test_accuracy;
   j["probe_l2"] = probe.chosen_l2;
-  const KnnResult knn = knn_accuracy(train, train_labels, test, test_labels, {1, 5});
-  j["knn1"] = knn.accuracy.at(0);
-  j["knn5"] = knn.accuracy.at(1);
+  // One neighbour search serves k-NN (k = 1, 5) and retrieval (the ranked top 10, same label = relevant).
+  const int64_t k = std::min<int64_t>(kRetrieved, train.size(0));
+  const auto neighbours = knn_neighbours(train, test, k);
+  const auto votes = knn_vote(train_labels.index_select(0, neighbours.view(-1)).view({test.size(0), k}),
+                              {1, std::min<int64_t>(5, k)}, num_classes);
+  j["knn1"] = votes[0].eq(test_labels).to(torch::kFloat64).mean().item<double>();
+  j["knn5"] = votes[1].eq(test_labels).to(torch::kFloat64).mean().item<double>();
+  const RetrievalScores r = retrieval_scores(neighbours, train_labels, test_labels);
+  j["map10"] = r.map;
+  j["precision10"] = r.precision;
+  j["recall10"] = r.recall;
   // Beside L2, never instead of it: 1-NN on codes standardised with the training statistics, and
   // by cosine similarity (L2 on unit-length rows ranks neighbours as cosine does).
   const auto mean = train.mean(0, true), scale = train.std(0, false, true).clamp_min(1e-12);
@@ -72,16 +83,22 @@ nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::
   return j;
 }
 
-nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const torch::Tensor& x) {
+Likelihood scored_likelihood(const TrainConfig& config) {
+  return config.likelihood == Likelihood::kNormal ? Likelihood::kNormal : Likelihood::kBernoulli;
+}
+
+nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const torch::Tensor& x,
+                                              Likelihood likelihood) {
   nlohmann::ordered_json j;
-  j["recon"] = loss_recon(logits, x, Likelihood::kBernoulli).mean().item<double>();
-  j["mse"] = (torch::sigmoid(logits) - x).square().sum(1).mean().item<double>();
+  j["recon"] = loss_recon(logits, x, likelihood).mean().item<double>();
+  j["mse"] = (output_mean(logits, likelihood) - x).square().sum(1).mean().item<double>();
   return j;
 }
 
 nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, const TrainTest& data,
                                          const std::vector<int64_t>& dims, bool truncate, uint64_t seed,
                                          const EvalStop& stop) {
+  if (stop && stop()) return nlohmann::ordered_json();  // before the codes, which take a while
   torch::NoGradGuard no_grad;
   model->eval();
   const auto train_codes = encode_mu(model, data.train.images);
@@ -96,18 +113,29 @@ nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, 
     auto j = feature_metrics(train_codes.narrow(1, 0, m), data.train.labels, test_prefix, data.test.labels,
                              data.train.num_classes, seed);
     const auto logits = truncate ? decode_all(model, zero_pad(test_prefix, D)) : decode_all(model, test_prefix);
-    j.update(reconstruction_metrics(logits, data.test.images));
+    j.update(reconstruction_metrics(logits, data.test.images, scored_likelihood(config)));
     j["mmd"] = mmd_to_prior(test_prefix, config, seed + 1);
     if (kl_model && !truncate) {
       // Negative ELBO in nats, one posterior sample per image, KL of the prefix in closed form.
       auto gen = at::make_generator<at::CPUGeneratorImpl>(seed + 2);
       const auto mu = test_mu.narrow(1, 0, m), logvar = test_logvar.narrow(1, 0, m);
       const auto z = mu + at::randn(mu.sizes(), gen, mu.options()) * torch::exp(0.5 * logvar);
-      j["neg_elbo"] = loss_recon(decode_all(model, z), data.test.images, Likelihood::kBernoulli).mean().item<double>() +
+      j["neg_elbo"] = loss_recon(decode_all(model, z), data.test.images, scored_likelihood(config)).mean().item<double>() +
                       loss_kl(mu, logvar).item<double>();
     }
     out[std::to_string(m)] = j;
   }
+  return out;
+}
+
+nlohmann::ordered_json evaluate_adaptive(Vae& model, const TrainConfig& config, const TrainTest& data, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  const auto train_codes = encode_mu(model, data.train.images), test_codes = encode_mu(model, data.test.images);
+  nlohmann::ordered_json out;
+  out["retrieval"] =
+      adaptive_retrieval(train_codes, data.train.labels, test_codes, data.test.labels, config.nesting, kRetrieved);
+  out["cascade"] = adaptive_classification_json(train_codes, data.train.labels, test_codes, data.test.labels,
+                                                config.nesting, data.train.num_classes, seed);
   return out;
 }
 
@@ -123,8 +151,8 @@ nlohmann::ordered_json evaluate_code_pca(Vae& model, const TrainConfig& config, 
     const Pca pca = fit_pca(train_codes, m);
     const auto tr = pca_transform(pca, train_codes), te = pca_transform(pca, test_codes);
     auto j = feature_metrics(tr, data.train.labels, te, data.test.labels, data.train.num_classes, seed);
-    j.update(reconstruction_metrics(decode_all(model, pca_reconstruct(pca, te)), data.test.images));
-    (void)config;
+    j.update(reconstruction_metrics(decode_all(model, pca_reconstruct(pca, te)), data.test.images,
+                                    scored_likelihood(config)));
     out[std::to_string(m)] = j;
   }
   return out;

@@ -9,8 +9,7 @@ namespace matvae {
 
 namespace {
 
-void check_inputs(const torch::Tensor& train_x, const torch::Tensor& train_y, const torch::Tensor& test_x,
-                  const std::vector<int64_t>& ks, const char* fn) {
+void check_codes(const torch::Tensor& train_x, const torch::Tensor& test_x, const char* fn) {
   TORCH_CHECK(train_x.dim() == 2 && train_x.size(0) >= 1 && train_x.size(1) >= 1, fn,
               ": expected train codes of shape [N, m] with N, m >= 1, got ", train_x.sizes());
   TORCH_CHECK(test_x.dim() == 2 && test_x.size(1) == train_x.size(1), fn, ": expected test codes of shape [T, ",
@@ -20,6 +19,11 @@ void check_inputs(const torch::Tensor& train_x, const torch::Tensor& train_y, co
   TORCH_CHECK(test_x.size(0) >= 1, fn, ": expected at least one test row, got ", test_x.sizes());
   TORCH_CHECK(torch::isfinite(train_x).all().item<bool>() && torch::isfinite(test_x).all().item<bool>(), fn,
               ": the codes hold a NaN or infinity");
+}
+
+void check_inputs(const torch::Tensor& train_x, const torch::Tensor& train_y, const torch::Tensor& test_x,
+                  const std::vector<int64_t>& ks, const char* fn) {
+  check_codes(train_x, test_x, fn);
   TORCH_CHECK(train_y.dim() == 1 && train_y.size(0) == train_x.size(0), fn, ": expected train labels of shape [",
               train_x.size(0), "], got ", train_y.sizes());
   TORCH_CHECK(train_y.scalar_type() == torch::kInt64, fn, ": expected int64 train labels, got ", train_y.scalar_type());
@@ -65,14 +69,14 @@ void nearest_in_rows(const torch::Tensor& d, int64_t k, torch::Tensor& out) {
 
 }  // namespace
 
-torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& train_y, const torch::Tensor& test_x,
-                          const std::vector<int64_t>& ks, const KnnOptions& options) {
-  check_inputs(train_x, train_y, test_x, ks, "knn_predict");
-  TORCH_CHECK(options.block_rows >= 1, "knn_predict: expected block_rows >= 1, got ", options.block_rows);
+torch::Tensor knn_neighbours(const torch::Tensor& train_x, const torch::Tensor& test_x, int64_t k_max,
+                             const KnnOptions& options) {
+  check_codes(train_x, test_x, "knn_neighbours");
+  TORCH_CHECK(k_max >= 1 && k_max <= train_x.size(0), "knn_neighbours: expected k in [1, N = ", train_x.size(0),
+              "], got ", k_max);
+  TORCH_CHECK(options.block_rows >= 1, "knn_neighbours: expected block_rows >= 1, got ", options.block_rows);
   torch::NoGradGuard no_grad;
   const int64_t t_count = test_x.size(0);
-  const int64_t k_max = *std::max_element(ks.begin(), ks.end());
-  const int64_t num_classes = train_y.max().item<int64_t>() + 1;
 
   // float64 if either side is, else float32: twice the speed of float64 for float32 codes, whose
   // rounding (about 1e-7 of ||b||^2) only reorders near-ties; small integers stay exact in both.
@@ -98,8 +102,22 @@ torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& tra
       nearest_in_rows<float>(d, k_max, index);
     nearest.push_back(index);
   }
-  const auto labels = train_y.index_select(0, torch::cat(nearest, 0).view(-1)).view({t_count, k_max});
+  return torch::cat(nearest, 0);
+}
 
+torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& train_y, const torch::Tensor& test_x,
+                          const std::vector<int64_t>& ks, const KnnOptions& options) {
+  check_inputs(train_x, train_y, test_x, ks, "knn_predict");
+  torch::NoGradGuard no_grad;
+  const int64_t t_count = test_x.size(0);
+  const int64_t k_max = *std::max_element(ks.begin(), ks.end());
+  const int64_t num_classes = train_y.max().item<int64_t>() + 1;
+  const auto nearest = knn_neighbours(train_x, test_x, k_max, options);
+  return knn_vote(train_y.index_select(0, nearest.view(-1)).view({t_count, k_max}), ks, num_classes);
+}
+
+torch::Tensor knn_vote(const torch::Tensor& labels, const std::vector<int64_t>& ks, int64_t num_classes) {
+  const int64_t t_count = labels.size(0);
   std::vector<torch::Tensor> predictions;
   for (const int64_t k : ks) {
     const auto lab = labels.narrow(1, 0, k);  // [T, k]

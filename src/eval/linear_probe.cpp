@@ -213,6 +213,8 @@ ProbeResult linear_probe(const torch::Tensor& train_x, const torch::Tensor& trai
   result.iterations = model.iterations;
   result.train_accuracy = accuracy(probe_predict(model, train_x), train_y);
   result.test_accuracy = accuracy(probe_predict(model, test_x), test_y);  // the only use of test data
+  result.model = model;
+  result.validation_model = choice.model;
   return result;
 }
 

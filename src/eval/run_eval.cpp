@@ -5,6 +5,7 @@
 
 #include "matvae/eval/code_metrics.h"
 #include "matvae/io/npy.h"
+#include "matvae/models/nesting.h"
 #include "matvae/train/run_folder.h"
 #include "matvae/util/error.h"
 #include "matvae/util/file_io.h"
@@ -30,6 +31,25 @@ nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::v
   j["truncated"] = truncate;
   j["metrics"] = evaluate_prefixes(run.model, run.config, data, dims, truncate, seed);
   write_file_atomic(folder.eval_file(), j.dump(1) + "\n");
+  return j;
+}
+
+nlohmann::ordered_json retrieve_run(const std::filesystem::path& run_dir, const std::filesystem::path& data_dir,
+                                    uint64_t seed) {
+  const RunFolder folder(run_dir);
+  LoadedRun run = folder.load();
+  TrainConfig config = run.config;
+  if (!config.is_mrl()) config.nesting = default_nesting(config.latent);  // its code truncated
+  const TrainTest data = load_dataset(data_dir.empty() ? std::filesystem::path(config.data) : data_dir, config.classes);
+  if (data.train.pixels() != run.model->options().input())
+    throw Error(fmt::format("{}: images have {} pixels but the model expects {}", data.train.source,
+                            data.train.pixels(), run.model->options().input()));
+  nlohmann::ordered_json j;
+  j["run"] = run_dir.string();
+  j["config_hash"] = config_hash(run.config);
+  j["nesting"] = config.nesting;
+  j.update(evaluate_adaptive(run.model, config, data, seed));
+  write_file_atomic(folder.adaptive_file(), j.dump(1) + "\n");
   return j;
 }
 

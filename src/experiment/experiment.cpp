@@ -101,8 +101,18 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   for (const auto& dataset : o.datasets) {
     // --- plan (and, when tuning, choose every row's settings on validation data) ---
     const TrainTest full = load_dataset(o.data_root / dataset);
-    PlanContext ctx{dataset, o.data_root / dataset, runs, full.train.pixels(), profile, {o.rows.begin(), o.rows.end()},
-                    o.dims, facts.job_threads, facts.eval.tag, o.attempts};
+    PlanContext ctx{dataset,
+                    o.data_root / dataset,
+                    runs,
+                    full.train.pixels(),
+                    full.train.num_classes,
+                    full.train.features,
+                    profile,
+                    {o.rows.begin(), o.rows.end()},
+                    o.dims,
+                    facts.job_threads,
+                    facts.eval.tag,
+                    o.attempts};
     const TrainTest& data = data_of.emplace_back(evaluation_data(full, profile));
     Choice choice;
     choice.set_default(family("mrl-mmd"), profile.mrl_variant);

@@ -15,6 +15,7 @@ void write_mrl_figures(const std::filesystem::path& run_dir, const TrainTest& da
   const RunFolder folder(run_dir);
   LoadedRun run = folder.load();
   for (const auto& [name, png] : {std::pair{"recon", folder.recon_png()}, std::pair{"samples", folder.samples_png()}}) {
+    if (data.test.features) break;  // feature rows draw no pictures
     const auto bytes = read_file(png);
     write_file_atomic(out / fmt::format("{}_{}.png", name, dataset), bytes.data(), bytes.size());
   }

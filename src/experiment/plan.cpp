@@ -12,7 +12,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bump when evaluation code changes what it measures, so cached evaluations are redone.
-constexpr int kEvalVersion = 2;  // 2: 1-NN of standardised codes and by cosine
+constexpr int kEvalVersion = 3;  // 2: 1-NN of standardised codes and by cosine; 3: retrieval at 10
 // The subsets the profiles take are seeded: the same rows on every run, whatever the files' order.
 constexpr uint64_t kSubsetSeed = 12345;
 
@@ -76,15 +76,18 @@ EvalSettings eval_settings(const ExperimentProfile& profile) {
   return s;
 }
 
-TrainConfig base_config(const ExperimentProfile& p, const fs::path& data_dir, uint64_t seed, int64_t threads) {
+TrainConfig base_config(const PlanContext& ctx, uint64_t seed) {
+  const ExperimentProfile& p = ctx.profile;
   TrainConfig c;
-  c.data = data_dir.string();
+  c.data = ctx.data_dir.string();
+  c.classes = ctx.classes;
+  if (ctx.features) c.likelihood = Likelihood::kNormal;
   c.latent = p.latent;
   c.hidden = p.hidden;
   c.epochs = p.epochs;
   c.limit = p.train_limit;
   c.seed = seed;
-  c.threads = threads;
+  c.threads = ctx.job_threads;
   c.checkpoint_every = 200;  // an interrupted experiment loses at most a few seconds of a model
   return c;
 }
@@ -118,7 +121,7 @@ int64_t compute_matched_epochs(const TrainConfig& mrl, int64_t pixels) {
 }
 
 std::vector<Task> plan_tuning(const PlanContext& ctx, uint64_t seed, const ValidationSplit& v) {
-  JobMaker maker{ctx, base_config(ctx.profile, ctx.data_dir, seed, ctx.job_threads), nullptr};
+  JobMaker maker{ctx, base_config(ctx, seed), nullptr};
   maker.base.limit = v.train_limit;
   if (ctx.profile.tune_epochs > 0) maker.base.epochs = std::min(ctx.profile.tune_epochs, ctx.profile.epochs);
   std::set<std::string> wanted;
@@ -145,7 +148,7 @@ std::vector<Task> plan_tuning(const PlanContext& ctx, uint64_t seed, const Valid
 
 ModelJob plan_seed(const PlanContext& ctx, uint64_t seed, const Choice& choice, const TrainTest& data,
                    std::vector<Task>& tasks) {
-  const JobMaker maker{ctx, base_config(ctx.profile, ctx.data_dir, seed, ctx.job_threads), &choice};
+  const JobMaker maker{ctx, base_config(ctx, seed), &choice};
   const int64_t D = ctx.profile.latent;
   const auto add = [&](const std::string& row, const std::string& fam_name, int64_t latent, EvalKind kind,
                        const std::vector<int64_t>& dims) {
@@ -156,6 +159,9 @@ ModelJob plan_seed(const PlanContext& ctx, uint64_t seed, const Choice& choice, 
     return job;
   };
   const ModelJob mrl = add("mrl-mmd", "mrl-mmd", D, EvalKind::kPrefixes, ctx.dims);
+  if (ctx.rows.count("mrl-mmd"))  // its adaptive uses: funnel retrieval and the classification cascade
+    tasks.push_back(model_task("adaptive", seed, mrl, EvalKind::kAdaptive, data,
+                               RunFolder(mrl.dir).eval_cache("adaptive", ctx.eval_tag), {D}));
   if (ctx.rows.count("mrl-mmd-matched")) {
     // The same model trained on to the compute of the separate MMD-VAEs: a longer run of its settings,
     // extended from its resume state.

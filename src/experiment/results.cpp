@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "matvae/data/dataset.h"
+#include "matvae/data/features.h"
 #include "matvae/data/fetch.h"
 #include "matvae/train/run_folder.h"
 #include "matvae/util/file_io.h"
@@ -36,11 +37,14 @@ json data_info(const fs::path& root, const std::vector<std::string>& datasets) {
     const fs::path dir = root / dataset;
     json& d = out[dataset];
     d["dir"] = dir.string();
-    for (const Split split : {Split::kTrain, Split::kTest})
-      for (const bool labels : {false, true}) {
-        const fs::path file = idx_path(dir, split, labels);
-        d["sha256"][file.filename().string()] = sha256_file(file);
-      }
+    std::vector<fs::path> files;
+    if (is_feature_folder(dir)) {
+      for (const char* name : {"train.npy", "train.labels.npy", "test.npy", "test.labels.npy"}) files.push_back(dir / name);
+    } else {
+      for (const Split split : {Split::kTrain, Split::kTest})
+        for (const bool labels : {false, true}) files.push_back(idx_path(dir, split, labels));
+    }
+    for (const auto& file : files) d["sha256"][file.filename().string()] = sha256_file(file);
     d["verified"] = (dataset == "mnist" || dataset == "fashion-mnist") && dataset_verified(dir, dataset);
   }
   return out;

@@ -85,6 +85,9 @@ json measure(const Task& t, const std::vector<int64_t>& dims, const Shared& shar
     case EvalKind::kCodePca:
       fresh = evaluate_code_pca(run.model, run.config, *t.data, dims, t.seed, stop);
       break;
+    case EvalKind::kAdaptive:
+      fresh[std::to_string(run.config.latent)] = evaluate_adaptive(run.model, run.config, *t.data, t.seed);
+      break;
     case EvalKind::kPixelPca:
       break;
   }

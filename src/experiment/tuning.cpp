@@ -80,8 +80,15 @@ const std::vector<Candidate>& mrl_variants() {
        balance_running_mean},
       {"balance+full-heavy", "balance and the full prefix weighted as all the others together",
        both(balance_running_mean, weights_full_heavy)},
+      {"separate-2+balance+full-heavy", "the first two decoder layers per prefix, balance and the full prefix heavy",
+       [](TrainConfig& c) {
+         c.decoder = DecoderForm::kSeparateTwo;
+         balance_running_mean(c);
+         weights_full_heavy(c);
+       }},
       {"distill", "self-distillation: each prefix's neighbours in the batch pulled to the full code's (weight 10)",
        distill},
+      {"distill-1", "the self-distillation with weight 1", [](TrainConfig& c) { c.distill = 1.0; }},
       {"separate+distill", "a separate first decoder layer per prefix and the self-distillation",
        both(separate_decoder, distill)},
       {"warm", "starts from the trained full-size MMD-VAE and fine-tunes it with the Matryoshka loss for half the epochs",
@@ -110,10 +117,12 @@ const std::vector<Family>& families() {
     return *std::find_if(vs.begin(), vs.end(), [&](const Candidate& v) { return v.name == name; });
   };
   static const std::vector<Family> kFamilies = {
-      // The Matryoshka model's candidates: the plain loss, the choice of wave 1, and the two levers
-      // the exploration on validation data found best (README, "Closing the gap").
+      // The Matryoshka model's candidates: the plain loss (the control), and the levers that did best
+      // in the exploration on validation data (reports/exploration-mnist-5-epochs): balance with the
+      // full prefix heavy (the best large prefixes and reconstruction), the same with more decoder
+      // per prefix (the small prefixes' capacity), and the warm start (the best 1-NN at large m).
       {"mrl-mmd", ModelKind::kMrlMmd, false,
-       {variant("naive"), variant("separate+c-log"), variant("balance"), variant("distill")}},
+       {variant("naive"), variant("balance+full-heavy"), variant("separate-2+balance+full-heavy"), variant("warm")}},
       {"mmd", ModelKind::kMmd, true,
        {{"default", "lambda = 100, kernel width 2m, learning rate 1e-3", nothing},
         {"lambda-30", "lambda = 30", [](TrainConfig& c) { c.lambda = 30; }},

@@ -6,8 +6,10 @@
 namespace matvae {
 namespace {
 const ChoiceTable<Likelihood> kLikelihoods = {
-    {{"bernoulli", Likelihood::kBernoulli}, {"gaussian", Likelihood::kGaussian}},
-    [](const std::string& s) { return "unknown likelihood '" + s + "': expected 'bernoulli' or 'gaussian'"; }};
+    {{"bernoulli", Likelihood::kBernoulli}, {"gaussian", Likelihood::kGaussian}, {"normal", Likelihood::kNormal}},
+    [](const std::string& s) {
+      return "unknown likelihood '" + s + "': expected 'bernoulli', 'gaussian' or 'normal'";
+    }};
 const ChoiceTable<MmdKernel> kKernels = {
     {{"gaussian", MmdKernel::kGaussian}, {"imq", MmdKernel::kImq}},
     [](const std::string& s) { return "unknown MMD kernel '" + s + "': expected 'gaussian' or 'imq'"; }};

@@ -1,7 +1,13 @@
 // Reconstruction losses: Bernoulli cross-entropy and squared error.
 #include "matvae/losses/recon.h"
 
+#include <cmath>
+
 namespace matvae {
+
+torch::Tensor output_mean(const torch::Tensor& logits, Likelihood likelihood) {
+  return likelihood == Likelihood::kNormal ? logits : torch::sigmoid(logits);
+}
 
 torch::Tensor loss_recon(const torch::Tensor& logits, const torch::Tensor& x, Likelihood likelihood) {
   TORCH_CHECK(logits.dim() == 2, "loss_recon: expected logits of shape [N, P], got ", logits.sizes());
@@ -14,6 +20,9 @@ torch::Tensor loss_recon(const torch::Tensor& logits, const torch::Tensor& x, Li
           .sum(1);
     case Likelihood::kGaussian:
       return (x - torch::sigmoid(logits)).square().sum(1);
+    case Likelihood::kNormal:
+      // -log N(x; output, I) = ||x - output||^2 / 2 + (P / 2) log(2 pi).
+      return 0.5 * (x - logits).square().sum(1) + 0.5 * static_cast<double>(x.size(1)) * std::log(2 * M_PI);
   }
   TORCH_INTERNAL_ASSERT(false, "unhandled Likelihood ", static_cast<int>(likelihood));
 }

@@ -160,8 +160,8 @@ std::string plots_and_pictures(const Page& page, const std::string& dataset) {
 
 std::string dataset_section(const Page& page, const std::string& dataset) {
   return fmt::format("## {}\n\n", pretty_dataset(dataset)) + data_and_settings(page, dataset) +
-         metric_tables(page, dataset) + verdict_section(page, dataset) + training_times(page, dataset) +
-         plots_and_pictures(page, dataset);
+         metric_tables(page, dataset) + verdict_section(page, dataset) + adaptive_section(page, dataset) +
+         training_times(page, dataset) + plots_and_pictures(page, dataset);
 }
 
 }  // namespace matvae::report

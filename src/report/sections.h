@@ -32,6 +32,8 @@ std::string header_section(const Page& page);
 std::string dataset_section(const Page& page, const std::string& dataset);
 /// The paired comparisons of one data set (the verdict): MRL against the separately trained models.
 std::string verdict_section(const Page& page, const std::string& dataset);
+/// Retrieval against its cost and the classification cascade, from the Matryoshka model's adaptive record.
+std::string adaptive_section(const Page& page, const std::string& dataset);
 std::string tuning_appendix(const Page& page);
 std::string runs_section(const Page& page);
 

@@ -247,7 +247,7 @@ void resolve(TrainConfig& c) {
   check(c.threads >= 0 && c.threads <= 1024, "threads", c.threads, "an integer in 0..1024 (0 = every core)");
   check(c.limit >= 0, "limit", c.limit, "an integer >= 0 (0 = all)");
   check(c.checkpoint_every >= 0, "checkpoint_every", c.checkpoint_every, "an integer >= 0");
-  check(c.classes >= 1 && c.classes <= 256, "classes", c.classes, "an integer in 1..256");
+  check(c.classes >= 0 && c.classes <= 256, "classes", c.classes, "an integer in 0..256 (0 = counted from the labels)");
   check(!c.data.empty(), "data", "\"\"", "a data folder");
 }
 
@@ -291,6 +291,13 @@ std::string config_hash(const TrainConfig& config) {
   // float rounding order (see README, Determinism).
   c.checkpoint_every = 0;
   c.threads = 0;
+  // A warm start is named by its source run's folder name (the experiment's names carry the source's
+  // own hash), not by where that folder happens to be.
+  if (!c.init_from.empty()) {
+    std::filesystem::path p = std::filesystem::path(c.init_from).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();
+    c.init_from = p.filename().string();
+  }
   std::string text = to_toml(c);
   // Settings added later leave the hash of a run that keeps their default (off) unchanged, so that
   // its cached models stay valid.

@@ -286,7 +286,7 @@ void RunFolder::remove_stale_temporaries() const {
   const RunFolder& self = *this;
   matvae::remove_stale_temporaries(dir_, [&self](const std::string& name) {
     for (const fs::path& file : {self.state_file(), self.checkpoint_file(), self.config_file(), self.metrics_file(),
-                                 self.recon_png(), self.samples_png(), self.eval_file()})
+                                 self.recon_png(), self.samples_png(), self.eval_file(), self.adaptive_file()})
       if (name == file.filename().string()) return true;
     return is_cache_name(name);
   });

@@ -259,6 +259,10 @@ TrainTest load_run_data(const TrainConfig& config) {
   if (data.test.size() < 2)
     throw Error(fmt::format("{}: holds {} test image(s); evaluation needs at least 2",
                             idx_path(config.data, Split::kTest, false).string(), data.test.size()));
+  if (data.train.features && config.likelihood != Likelihood::kNormal)
+    throw UsageError(fmt::format("likelihood = {}: {} holds feature rows, not intensities in [0, 1]; use --likelihood "
+                                 "normal",
+                                 to_string(config.likelihood), config.data));
   if (config.estimator == MmdEstimator::kUnbiased && data.train.size() % config.batch_size == 1)
     throw UsageError(fmt::format("batch_size = {}: leaves a last batch of one of the {} training images, which the "
                                  "unbiased estimator cannot use; choose another batch size or limit",
@@ -314,7 +318,7 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolde
 
   // Pictures, then the final weights: checkpoint.pt marks a finished run (the experiment skips
   // such runs), so it comes last and a kill before it leaves a run that resume completes.
-  write_grids(s.model, config, data.test, folder);
+  if (!data.test.features) write_grids(s.model, config, data.test, folder);
   folder.save_checkpoint(s.model, config);
 
   if (result.last_metrics.is_null() && !s.metric_lines.empty())
@@ -367,6 +371,7 @@ TrainResult train(TrainConfig config, const fs::path& run_dir, const TrainHooks&
   if (fs::exists(run_dir, ec) && !fs::is_directory(run_dir, ec))
     throw UsageError("--out " + run_dir.string() + ": exists and is not a folder");
   const TrainTest data = load_run_data(config);  // fails on bad data before anything is created
+  config.classes = data.train.num_classes;       // counted from the labels unless given: recorded
   Vae warm_from{nullptr};
   if (!config.init_from.empty()) {
     const RunFolder source(config.init_from);

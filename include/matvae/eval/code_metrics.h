@@ -25,9 +25,14 @@ nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::
                                        const torch::Tensor& test, const torch::Tensor& test_labels,
                                        int64_t num_classes, uint64_t seed);
 
-/// Bernoulli reconstruction loss (nats per image) and squared error per image of decoded
-/// probabilities. logits: [T, P], x: [T, P].
-nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const torch::Tensor& x);
+/// How reconstructions are scored: images by the Bernoulli NLL whatever the training likelihood (one
+/// unit for every image model), feature rows by the normal NLL they were trained with.
+Likelihood scored_likelihood(const TrainConfig& config);
+
+/// The reconstruction loss (nats per image) and the squared error per image of the decoded means.
+/// logits: [T, P], x: [T, P].
+nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const torch::Tensor& x,
+                                              Likelihood likelihood);
 
 /// Each evaluation below runs one m of `dims` after another and checks `stop` (when given) before
 /// each: once it is true, it returns the m done so far, so that a Ctrl-C need not wait for them all.
@@ -45,6 +50,10 @@ nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, 
 /// baseline), decoded back through the model for the reconstruction.
 nlohmann::ordered_json evaluate_code_pca(Vae& model, const TrainConfig& config, const TrainTest& data,
                                          const std::vector<int64_t>& dims, uint64_t seed, const EvalStop& stop = {});
+
+/// The adaptive uses of a Matryoshka model's code at its nesting list (eval/adaptive.h): retrieval
+/// exact and by funnel, and the classification cascade. {"retrieval": ..., "cascade": ...}.
+nlohmann::ordered_json evaluate_adaptive(Vae& model, const TrainConfig& config, const TrainTest& data, uint64_t seed);
 
 /// PCA of the pixels to m dimensions (the linear baseline); reconstruction from the projection.
 nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vector<int64_t>& dims, uint64_t seed,

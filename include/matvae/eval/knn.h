@@ -32,12 +32,22 @@ struct KnnResult {
   torch::Tensor predictions;     // [K, T] int64: row j holds the predictions with ks[j] neighbours
 };
 
+/// The k nearest training rows of every test row: train_x: [N, m], test_x: [T, m], k in [1, N] ->
+/// [T, k] int64 training indices in neighbour order (by distance, then by the lower index). The
+/// same blocked path as knn_predict; also what retrieval ranks by (eval/retrieval.h).
+torch::Tensor knn_neighbours(const torch::Tensor& train_x, const torch::Tensor& test_x, int64_t k,
+                             const KnnOptions& options = {});
+
 /// train_x: [N, m], train_y: [N] int64 labels >= 0, test_x: [T, m]; ks: each in [1, N].
 /// -> [K, T] int64 predicted classes, one row per k. Exhaustive: every test row against every training
 /// row, as ||b||^2 - 2 a.b (the row constant ||a||^2 cannot change a ranking), T in blocks of
 /// options.block_rows; in float64 if either input is float64, else in float32.
 torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& train_y, const torch::Tensor& test_x,
                           const std::vector<int64_t>& ks, const KnnOptions& options = {});
+
+/// The vote of the neighbours' labels [T, k_max] (in neighbour order) for each k of ks (<= k_max):
+/// -> [K, T] predicted classes, ties as above. num_classes: more than the largest label.
+torch::Tensor knn_vote(const torch::Tensor& neighbour_labels, const std::vector<int64_t>& ks, int64_t num_classes);
 
 /// The definition, written out: for each test row a float64 double loop over all training rows of
 /// sum_t (a_t - b_t)^2, a stable sort, and the vote. Same inputs and result as knn_predict. For tests.

@@ -50,6 +50,8 @@ struct ProbeResult {
   std::vector<double> validation_accuracy;  // one per grid value
   int64_t iterations = 0;                   // L-BFGS iterations of the final fit on all training rows
   int64_t selection_iterations = 0;         // L-BFGS iterations summed over the grid while choosing
+  ProbeModel model;                         // the final fit, on all training rows
+  ProbeModel validation_model;              // the fit at chosen_l2 on the training rows probe_split keeps
 };
 
 /// The fit's objective on fixed (already standardised) data, laid out for speed: classes on the

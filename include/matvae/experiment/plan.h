@@ -34,6 +34,7 @@ enum class EvalKind {
   kTruncated,  // a model trained without MRL, z[:m] zero-padded to D
   kCodePca,    // the model's full codes reduced to m by PCA fitted on its training codes
   kPixelPca,   // no model: PCA of the pixels
+  kAdaptive,   // the Matryoshka model's funnel retrieval and classification cascade (under m = D)
 };
 
 /// One evaluation for one row: of a model, trained first unless its run folder holds it, or of the
@@ -60,9 +61,9 @@ struct EvalSettings {
 };
 EvalSettings eval_settings(const ExperimentProfile& profile);
 
-/// The settings every model of a profile shares.
-TrainConfig base_config(const ExperimentProfile& profile, const std::filesystem::path& data_dir, uint64_t seed,
-                        int64_t threads);
+struct PlanContext;
+/// The settings every model of a data set and profile shares.
+TrainConfig base_config(const PlanContext& ctx, uint64_t seed);
 /// Resolves `config` and names its run folder under runs/<dataset>/.
 ModelJob make_job(const std::string& dataset, TrainConfig config, const std::filesystem::path& runs);
 
@@ -89,6 +90,8 @@ struct PlanContext {
   std::string dataset;
   std::filesystem::path data_dir, runs;
   int64_t pixels = 0;
+  int64_t classes = 0;    // counted from the labels
+  bool features = false;  // feature rows, trained with the normal likelihood
   ExperimentProfile profile;
   std::set<std::string> rows;
   std::vector<int64_t> dims;

@@ -11,6 +11,7 @@ namespace matvae {
 enum class Likelihood {
   kBernoulli,  // binary cross-entropy with logits on intensities in [0, 1], summed over pixels
   kGaussian,   // squared error of sigmoid(logits), summed over pixels (not a normalised log-likelihood)
+  kNormal,     // x ~ N(output, I): the NLL of any real features in nats, the decoder output as the mean
 };
 
 /// Kernels for codes of dimension d (per prefix, d = m, its own width); see mmd.h.

@@ -79,7 +79,7 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;              // also checkpoint every N steps; 0 = once per epoch
   // data
   std::string data = "data/mnist";
-  int64_t classes = 10;
+  int64_t classes = 0;                       // labels in [0, classes); 0 = counted from them (then recorded)
 
   bool is_mrl() const { return matvae::is_mrl(model); }
   bool uses_mmd() const { return matvae::uses_mmd(model); }

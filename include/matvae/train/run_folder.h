@@ -5,7 +5,8 @@
 //                  with the hash of config.toml's settings and the checksum of metrics.jsonl so far
 //   checkpoint.pt  the final weights (written last; marks the run as finished)
 //   recon.png, samples.png   test reconstructions and prior samples per prefix
-//   eval.json      `matvae eval`'s numbers; eval-*.json and val-*.json: the experiment's caches
+//   eval.json, adaptive.json   `matvae eval`'s and `matvae retrieve`'s numbers
+//   eval-*.json, val-*.json    the experiment's cached evaluations
 // state.pt and checkpoint.pt use util/checked_file.h's integrity envelope; every file is written
 // atomically.
 #pragma once
@@ -77,6 +78,7 @@ class RunFolder {
   std::filesystem::path recon_png() const { return dir_ / "recon.png"; }
   std::filesystem::path samples_png() const { return dir_ / "samples.png"; }
   std::filesystem::path eval_file() const { return dir_ / "eval.json"; }
+  std::filesystem::path adaptive_file() const { return dir_ / "adaptive.json"; }
   /// The experiment's cached evaluations: of `row` on the test set, and on the validation split,
   /// `tag` naming the evaluation settings.
   std::filesystem::path eval_cache(const std::string& row, const std::string& tag) const {

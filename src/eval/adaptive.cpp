@@ -1,0 +1,58 @@
+// Adaptive retrieval and classification as JSON; see adaptive.h.
+#include "matvae/eval/adaptive.h"
+
+#include "matvae/eval/cascade.h"
+#include "matvae/eval/knn.h"
+#include "matvae/eval/retrieval.h"
+
+namespace matvae {
+namespace {
+
+nlohmann::ordered_json scores_json(const RetrievalScores& s, double mflops) {
+  return {{"map", s.map}, {"precision", s.precision}, {"recall", s.recall}, {"mflops", mflops}};
+}
+
+}  // namespace
+
+nlohmann::ordered_json adaptive_retrieval(const torch::Tensor& db, const torch::Tensor& db_y, const torch::Tensor& queries,
+                                          const torch::Tensor& query_y, const std::vector<int64_t>& nesting, int64_t k) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = db.size(0);
+  nlohmann::ordered_json out;
+  out["k"] = k;
+  out["database"] = n;
+  for (const int64_t m : nesting) {
+    const std::vector<FunnelStage> exact = {{m, k}};
+    const auto list = knn_neighbours(db.narrow(1, 0, m), queries.narrow(1, 0, m), k);
+    out["exact"][std::to_string(m)] = scores_json(retrieval_scores(list, db_y, query_y), funnel_mflops(n, exact));
+  }
+  out["funnels"] = nlohmann::ordered_json::array();
+  for (size_t i = 0; i + 1 < nesting.size(); ++i) {
+    const auto stages = default_funnel(nesting, nesting[i], k, n);
+    auto f = scores_json(retrieval_scores(funnel_search(db, queries, stages), db_y, query_y), funnel_mflops(n, stages));
+    f["start"] = nesting[i];
+    for (const auto& s : stages) f["stages"].push_back({{"m", s.m}, {"keep", s.keep}});
+    out["funnels"].push_back(f);
+  }
+  return out;
+}
+
+nlohmann::ordered_json adaptive_classification_json(const torch::Tensor& train_x, const torch::Tensor& train_y,
+                                                    const torch::Tensor& test_x, const torch::Tensor& test_y,
+                                                    const std::vector<int64_t>& nesting, int64_t num_classes,
+                                                    uint64_t seed) {
+  const CascadeResult r = adaptive_classification(train_x, train_y, test_x, test_y, nesting, num_classes, seed);
+  nlohmann::ordered_json out;
+  out["full_validation_accuracy"] = r.full_validation_accuracy;
+  out["full_test_accuracy"] = r.full_test_accuracy;
+  for (const auto& p : r.points)
+    out["points"].push_back({{"threshold", p.threshold},
+                             {"validation_accuracy", p.validation_accuracy},
+                             {"validation_dims", p.validation_dims},
+                             {"test_accuracy", p.test_accuracy},
+                             {"test_dims", p.test_dims}});
+  out["chosen"] = r.chosen;
+  return out;
+}
+
+}  // namespace matvae
