@@ -118,7 +118,8 @@ const std::vector<Family>& families() {
   };
   static const std::vector<Family> kFamilies = {
       // The Matryoshka model's candidates: the plain loss (the control), and the levers that did best
-      // in the exploration on validation data (reports/exploration-mnist-5-epochs): balance with the
+      // in a 5-epoch exploration on MNIST validation data (`experiment --attempts`; not yet committed as a
+      // report, so these choices are the full profile's tuning to confirm): balance with the
       // full prefix heavy (the best large prefixes and reconstruction), the same with more decoder
       // per prefix (the small prefixes' capacity), and the warm start (the best 1-NN at large m).
       {"mrl-mmd", ModelKind::kMrlMmd, false,
