@@ -118,10 +118,12 @@ torch::Tensor VaeImpl::decode_prefixes(const torch::Tensor& z, const std::vector
 }
 
 VaeOutput VaeImpl::forward(const torch::Tensor& x, at::Generator gen, const std::vector<int64_t>& which,
-                           const torch::Tensor& code_mask) {
+                           const torch::Tensor& code_mask, BatchRows rows) {
   VaeOutput out;
   std::tie(out.mu, out.logvar) = encode(x);
-  const auto eps = at::randn(out.mu.sizes(), gen, out.mu.options());
+  const auto eps = rows.total < 0 ? at::randn(out.mu.sizes(), gen, out.mu.options())
+                                  : at::randn({rows.total, out.mu.size(1)}, gen, out.mu.options())
+                                        .narrow(0, rows.offset, out.mu.size(0));
   out.z = out.mu + eps * torch::exp(0.5 * out.logvar);
   out.prefixes = check_prefixes(which);
   out.logits = decode_prefixes(code_mask.defined() ? out.z * code_mask : out.z, out.prefixes);

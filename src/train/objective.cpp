@@ -24,14 +24,21 @@ Objective::Objective(const TrainConfig& config)
 }
 
 LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at::Generator gen,
-                                double divergence_scale, const std::vector<double>& balance) const {
+                                double divergence_scale, const std::vector<double>& balance,
+                                const BatchShard* shard) const {
   const int64_t S = out.logits.size(0), N = x.size(0), K = static_cast<int64_t>(nesting_.size());
   TORCH_CHECK(static_cast<int64_t>(out.prefixes.size()) == S, "expected one prefix index per decoded prefix, got ",
               out.prefixes.size(), " for ", S);
   LossTerms t;
+  // A mean over images: over the whole batch in value, this rank's share of it in gradient.
+  const auto batch_mean = [&](const torch::Tensor& local_mean) {
+    if (!shard) return local_mean;
+    const auto part = local_mean * (static_cast<double>(N) / static_cast<double>(shard->total));
+    return part + (shard->sum(part) - part).detach();
+  };
   // [S, N, P] -> [S*N, P] so the loss runs once over all prefixes.
   const auto target = x.unsqueeze(0).expand_as(out.logits).reshape({S * N, -1});
-  t.recon = loss_recon(out.logits.reshape({S * N, -1}), target, likelihood_).view({S, N}).mean(1);
+  t.recon = batch_mean(loss_recon(out.logits.reshape({S * N, -1}), target, likelihood_).view({S, N}).mean(1));
   // The divergence of the drawn prefixes: the code up to the largest of them, nested at them.
   std::vector<int64_t> nesting;
   std::vector<float> c, lambda;
@@ -43,11 +50,15 @@ LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at
   }
   const int64_t width = nesting.back();
   if (use_mmd_) {
-    // Drawn at full width whatever is used, so a step takes the same random numbers either way.
-    const auto prior = at::randn(out.z.sizes(), gen, out.z.options());
-    t.divergence = loss_mmd_prefixes(out.z.narrow(1, 0, width), prior.narrow(1, 0, width), nesting, mmd_);
+    // Over the whole batch's codes (the MMD compares distributions, so it is a function of the
+    // batch, not a mean over images). The prior is drawn at full width and for the whole batch
+    // whatever is used, so a step takes the same random numbers on one process or many.
+    const auto z = shard ? shard->gather(out.z) : out.z;
+    const auto prior = at::randn(z.sizes(), gen, z.options());
+    t.divergence = loss_mmd_prefixes(z.narrow(1, 0, width), prior.narrow(1, 0, width), nesting, mmd_);
   } else {
-    t.divergence = loss_kl_prefixes(out.mu.narrow(1, 0, width), out.logvar.narrow(1, 0, width), nesting);
+    t.divergence =
+        batch_mean(loss_kl_prefixes(out.mu.narrow(1, 0, width), out.logvar.narrow(1, 0, width), nesting));
   }
   const auto brackets = t.recon + torch::tensor(lambda, x.options()) * t.divergence;  // [S]
   t.terms = brackets.detach();
@@ -65,7 +76,7 @@ LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at
   }
   if (distill_ > 0) {
     // Toward the full code's neighbours (the posterior means, which k-NN uses), for the drawn prefixes.
-    const auto kl = loss_distill_prefixes(out.mu, nesting_, distill_temperature_)
+    const auto kl = loss_distill_prefixes(shard ? shard->gather(out.mu) : out.mu, nesting_, distill_temperature_)
                         .index_select(0, torch::tensor(out.prefixes, torch::kInt64));
     t.total = t.total + distill_ * (torch::tensor(c, x.options()) * kl).sum();
   }

@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "matvae/data/dataset.h"
@@ -172,10 +173,13 @@ TrainingRecord RunFolder::training_record() const {
 
 // --- resume state and final weights ----------------------------------------------------------------
 
-void RunFolder::save_state(Vae& model, torch::optim::Optimizer& optimizer, const at::Generator& gen,
-                           const RunProgress& p, const TrainConfig& config,
-                           const std::vector<std::string>& metric_lines) const {
-  torch::serialize::OutputArchive archive, model_archive, optim_archive;
+namespace {
+
+/// The resume state's archive: weights, Adam, RNG, progress, and what it belongs to.
+void write_state(torch::serialize::OutputArchive& archive, Vae& model, torch::optim::Optimizer& optimizer,
+                 const at::Generator& gen, const RunProgress& p, const TrainConfig& config,
+                 const std::vector<std::string>& metric_lines) {
+  torch::serialize::OutputArchive model_archive, optim_archive;
   model->save(model_archive);
   optimizer.save(optim_archive);
   archive.write("model", model_archive);
@@ -187,18 +191,17 @@ void RunFolder::save_state(Vae& model, torch::optim::Optimizer& optimizer, const
   if (!p.balance.empty()) archive.write("balance", torch::tensor(p.balance, torch::kFloat64));
   archive.write("config_hash", c10::IValue(config_hash(config)));
   archive.write("metrics_sha256", c10::IValue(metrics_digest(metric_lines)));
-  save_archive(archive, state_file());
 }
 
-ResumePoint RunFolder::load_state(Vae& model, torch::optim::Optimizer& optimizer, at::Generator& gen,
-                                  const TrainConfig& config) const {
-  const fs::path path = state_file();
-  torch::serialize::InputArchive archive;
-  load_archive(archive, path);
-  check_config_hash(archive, config, path, config_file());
-  load_model_weights(archive, model, path);
-  ResumePoint r;
-  RunProgress& p = r.progress;
+/// Loads a resume state's archive (from `source`, for messages) into the model, optimizer and
+/// generator; returns the progress and the metrics checksum it recorded (empty if none).
+std::pair<RunProgress, std::string> read_state(torch::serialize::InputArchive& archive, Vae& model,
+                                               torch::optim::Optimizer& optimizer, at::Generator& gen,
+                                               const TrainConfig& config, const fs::path& source,
+                                               const fs::path& config_file) {
+  check_config_hash(archive, config, source, config_file);
+  load_model_weights(archive, model, source);
+  RunProgress p;
   std::string digest;
   try {
     torch::serialize::InputArchive optim_archive;
@@ -223,8 +226,51 @@ ResumePoint RunFolder::load_state(Vae& model, torch::optim::Optimizer& optimizer
       p.balance.assign(b.data_ptr<double>(), b.data_ptr<double>() + b.numel());
     }
   } catch (const c10::Error& e) {
-    throw Error(path.string() + ": damaged resume state: " + first_line(e.what_without_backtrace()));
+    throw Error(source.string() + ": damaged resume state: " + first_line(e.what_without_backtrace()));
   }
+  return {std::move(p), digest};
+}
+
+}  // namespace
+
+void RunFolder::save_state(Vae& model, torch::optim::Optimizer& optimizer, const at::Generator& gen,
+                           const RunProgress& p, const TrainConfig& config,
+                           const std::vector<std::string>& metric_lines) const {
+  torch::serialize::OutputArchive archive;
+  write_state(archive, model, optimizer, gen, p, config, metric_lines);
+  save_archive(archive, state_file());
+}
+
+std::string RunFolder::state_bytes(Vae& model, torch::optim::Optimizer& optimizer, const at::Generator& gen,
+                                   const RunProgress& p, const TrainConfig& config) {
+  torch::serialize::OutputArchive archive;
+  write_state(archive, model, optimizer, gen, p, config, {});
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+RunProgress RunFolder::load_state_bytes(const std::string& bytes, Vae& model, torch::optim::Optimizer& optimizer,
+                                        at::Generator& gen, const TrainConfig& config) {
+  torch::serialize::InputArchive archive;
+  try {
+    std::istringstream in(bytes);
+    archive.load_from(in);
+  } catch (const c10::Error& e) {
+    throw Error(std::string("the resume state rank 0 sent: cannot read it: ") + first_line(e.what_without_backtrace()));
+  }
+  return read_state(archive, model, optimizer, gen, config, "the resume state rank 0 sent", "config.toml").first;
+}
+
+ResumePoint RunFolder::load_state(Vae& model, torch::optim::Optimizer& optimizer, at::Generator& gen,
+                                  const TrainConfig& config) const {
+  const fs::path path = state_file();
+  torch::serialize::InputArchive archive;
+  load_archive(archive, path);
+  ResumePoint r;
+  std::string digest;
+  std::tie(r.progress, digest) = read_state(archive, model, optimizer, gen, config, path, config_file());
+  const RunProgress& p = r.progress;
   r.metric_lines = read_metric_lines(p.epoch);
   if (!digest.empty() && metrics_digest(r.metric_lines) != digest)  // states of old builds have none
     throw Error(fmt::format("{}: damaged or missing lines: the lines of its first {} epoch(s) differ from what {} "

@@ -49,8 +49,12 @@ struct Session {
     if (c.balance == Balance::kRunningMean) progress.balance.assign(c.nesting.size(), std::nan(""));
   }
 
-  /// Saves the resume state at `p` (the current progress, or the next epoch's start).
-  void save(const RunProgress& p) { folder.save_state(model, optimizer, gen, p, config, metric_lines); }
+  /// Saves the resume state at `p` (the current progress, or the next epoch's start); rank 0 only.
+  void save(const RunProgress& p) {
+    if (writes()) folder.save_state(model, optimizer, gen, p, config, metric_lines);
+  }
+  /// Whether this process writes the run folder and evaluates: one process, or rank 0 of several.
+  bool writes() const { return !ranks || ranks->is_root(); }
   double elapsed() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
   double train_seconds() const { return seconds_before + elapsed(); }
 
@@ -60,6 +64,7 @@ struct Session {
   FusedAdam optimizer;
   at::Generator gen;
   const Objective objective;
+  RankGroup* ranks = nullptr;  // data-parallel training; null for one process
   RunProgress progress;
   std::vector<std::string> metric_lines;  // metrics.jsonl as written so far
   Clock::time_point start = Clock::now();
@@ -129,6 +134,39 @@ PrefixStats means_of(const PrefixSums& sums) {
 }
 
 // ================================================================================================
+// Data-parallel training: the same state on every rank, and the gradients summed over them
+// ================================================================================================
+
+/// Every rank starts from rank 0's weights, optimiser, generator and progress (fresh, warm-started
+/// or resumed), so that all ranks hold the same model: rank 0 passes them as state.pt's bytes.
+void share_state(Session& s) {
+  const std::string bytes = s.ranks->share_from_root(
+      s.writes() ? RunFolder::state_bytes(s.model, s.optimizer, s.gen, s.progress, s.config) : std::string());
+  if (!s.writes()) s.progress = RunFolder::load_state_bytes(bytes, s.model, s.optimizer, s.gen, s.config);
+}
+
+/// Sums every parameter's gradient over the ranks in one all-reduce of one flat buffer, with this
+/// rank's stop request appended, so that every rank stops after the same step. Each rank's
+/// gradient is its share of the batch's (the objective scales by rows / total), so the sum is the
+/// one-process gradient. Returns whether any rank asked to stop.
+bool sum_gradients(Session& s, bool stop) {
+  if (!s.ranks) return stop;
+  std::vector<torch::Tensor> parts;
+  const auto params = s.model->parameters();
+  for (const auto& w : params)
+    parts.push_back(w.grad().defined() ? w.grad().reshape({-1}) : torch::zeros({w.numel()}, w.options()));
+  parts.push_back(torch::full({1}, stop ? 1.0f : 0.0f));
+  auto flat = torch::cat(parts);
+  s.ranks->all_reduce_sum(flat);
+  int64_t at = 0;
+  for (const auto& w : params) {
+    if (w.grad().defined()) w.mutable_grad().copy_(flat.narrow(0, at, w.numel()).view_as(w));
+    at += w.numel();
+  }
+  return flat[at].item<float>() > 0;
+}
+
+// ================================================================================================
 // train_epoch: the batches of one epoch, from where the progress stands
 // ================================================================================================
 
@@ -152,10 +190,15 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
   while (batches.next(batch)) {
     s.optimizer.zero_grad();
     const std::vector<int64_t> which = Objective::draw_prefixes(K, config.prefix_sample, s.gen);
-    const auto mask = draw_code_mask(config.code_dropout, config.dropout_rate, batch.images.size(0), config.latent, s.gen);
-    const VaeOutput forward = s.model->forward(batch.images, s.gen, which, mask);
-    const LossTerms terms = s.objective(forward, batch.images, s.gen,
-                                        Objective::warmup_scale(config, p.global_step, steps_per_epoch), p.balance);
+    // Every rank draws the whole batch's random numbers and keeps its own rows of them.
+    const BatchShard shard = BatchShard::of(s.ranks, batch.images.size(0));
+    const auto x = s.ranks ? shard.slice(batch.images) : batch.images;
+    auto mask = draw_code_mask(config.code_dropout, config.dropout_rate, shard.total, config.latent, s.gen);
+    if (s.ranks && mask.defined()) mask = shard.slice(mask);
+    const VaeOutput forward = s.model->forward(x, s.gen, which, mask,
+                                               s.ranks ? BatchRows{shard.offset, shard.total} : BatchRows{});
+    const LossTerms terms = s.objective(forward, x, s.gen, Objective::warmup_scale(config, p.global_step, steps_per_epoch),
+                                        p.balance, s.ranks ? &shard : nullptr);
     const StepTerms t = step_terms(terms, which, K);
     const std::string bad = non_finite_term(t, config.nesting, s.objective.divergence_name());
     if (!bad.empty())
@@ -164,6 +207,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
                               p.global_step + 1, p.epoch + 1, bad, t.loss != t.loss ? "NaN" : "infinite",
                               s.folder.state_file().string()));
     terms.total.backward();
+    const bool stop = sum_gradients(s, hooks.stop && hooks.stop->load());
     s.optimizer.step();
     if (!p.balance.empty()) update_balance(p.balance, terms.terms, which);
     add_step(p.sums, t, which, static_cast<double>(batch.images.size(0)));
@@ -183,7 +227,6 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
       sp.eta_s = (config.epochs * steps_per_epoch - p.global_step) / std::max(step_rate, 1e-9);
       hooks.on_step(sp);
     }
-    const bool stop = hooks.stop && hooks.stop->load();
     if ((config.checkpoint_every > 0 && p.global_step % config.checkpoint_every == 0) || stop) {
       p.train_seconds = s.train_seconds();
       s.save(p);
@@ -224,6 +267,7 @@ nlohmann::ordered_json metrics_line(const Session& s, const PrefixStats& train, 
   line["test"] = terms_json(test, s.config.nesting, div);
   line["seconds"] = epoch.seconds;
   line["images_per_s"] = epoch.steps * static_cast<double>(s.config.batch_size) / std::max(epoch.seconds, 1e-9);
+  line["ranks"] = s.ranks ? s.ranks->world() : 1;
   line["commit"] = git_commit();  // a run resumed by another build says which build trained which epochs
   return line;
 }
@@ -247,13 +291,19 @@ void write_grids(Vae& model, const TrainConfig& config, const Dataset& test, con
   write_png_grid(folder.samples_png(), samples.reshape({K * kCols, -1}), K, kCols, test.height, test.width);
 }
 
-/// The data a run uses; throws UsageError if the batch is larger than the training set.
-TrainTest load_run_data(const TrainConfig& config) {
+/// The data a run on `world` ranks uses; throws UsageError if the batch is larger than the training
+/// set, or if a batch would leave a rank without an image.
+TrainTest load_run_data(const TrainConfig& config, int64_t world) {
   TrainTest data = load_dataset(config.data, config.classes);
   data.train = data.train.head(config.limit > 0 ? config.limit : -1);
   if (data.train.size() < config.batch_size)
     throw UsageError(fmt::format("batch_size = {}: larger than the {} training images", config.batch_size,
                                  data.train.size()));
+  const int64_t last = data.train.size() % config.batch_size;
+  if (world > 1 && (config.batch_size < world || (last != 0 && last < world)))
+    throw UsageError(fmt::format("batch_size = {}: {} ranks need at least one image each of every batch, and the last "
+                                 "batch of the {} training images has {}; choose another batch size or limit",
+                                 config.batch_size, world, data.train.size(), last == 0 ? config.batch_size : last));
   // An MMD needs two codes: evaluate() has nothing to average over a test set of one image, and the
   // unbiased estimator fails on a last training batch of one.
   if (data.test.size() < 2)
@@ -278,12 +328,14 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolde
                 bool resuming, Vae warm_from = nullptr) {
   set_threads(config.threads);
   Session s(config, folder, data.train.pixels());
+  s.ranks = hooks.ranks;
   if (warm_from) warm_start(s.model, warm_from);
-  if (resuming) {
+  if (resuming && s.writes()) {
     ResumePoint r = folder.load_state(s.model, s.optimizer, s.gen, config);
     s.progress = std::move(r.progress);
     s.metric_lines = std::move(r.metric_lines);
   }
+  if (s.ranks) share_state(s);
   s.seconds_before = s.progress.train_seconds;
   s.steps_before = s.progress.global_step;
   RunProgress& p = s.progress;
@@ -297,16 +349,18 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolde
       result.train_seconds = p.train_seconds;
       return result;
     }
-    const PrefixStats train = means_of(p.sums);
-    const PrefixStats test =
-        evaluate(s.model, s.objective, data.test, config.batch_size, config.seed + 1000003ULL * (p.epoch + 1));
-    const auto line = metrics_line(s, train, test, epoch);
-    s.metric_lines.push_back(line.dump());
-    folder.write_metric_lines(s.metric_lines);
-    if (hooks.on_log)
-      hooks.on_log(fmt::format("epoch {}/{}: train loss {:.3f}, test loss {:.3f}, {:.0f} images/s", p.epoch + 1,
-                               config.epochs, train.loss, test.loss, line["images_per_s"].get<double>()));
-    result.last_metrics = line;
+    if (s.writes()) {  // the other ranks go on to the next epoch and wait for rank 0 there
+      const PrefixStats train = means_of(p.sums);
+      const PrefixStats test =
+          evaluate(s.model, s.objective, data.test, config.batch_size, config.seed + 1000003ULL * (p.epoch + 1));
+      const auto line = metrics_line(s, train, test, epoch);
+      s.metric_lines.push_back(line.dump());
+      folder.write_metric_lines(s.metric_lines);
+      if (hooks.on_log)
+        hooks.on_log(fmt::format("epoch {}/{}: train loss {:.3f}, test loss {:.3f}, {:.0f} images/s", p.epoch + 1,
+                                 config.epochs, train.loss, test.loss, line["images_per_s"].get<double>()));
+      result.last_metrics = line;
+    }
 
     p.step_in_epoch = 0;
     p.sums = PrefixSums(config.nesting.size());
@@ -318,8 +372,11 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolde
 
   // Pictures, then the final weights: checkpoint.pt marks a finished run (the experiment skips
   // such runs), so it comes last and a kill before it leaves a run that resume completes.
-  if (!data.test.features) write_grids(s.model, config, data.test, folder);
-  folder.save_checkpoint(s.model, config);
+  if (s.writes()) {
+    if (!data.test.features) write_grids(s.model, config, data.test, folder);
+    folder.save_checkpoint(s.model, config);
+  }
+  if (s.ranks) s.ranks->barrier("the end of training");  // every rank returns once the run is finished
 
   if (result.last_metrics.is_null() && !s.metric_lines.empty())
     result.last_metrics = nlohmann::ordered_json::parse(s.metric_lines.back());

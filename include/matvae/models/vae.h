@@ -34,6 +34,14 @@ struct VaeOutput {
   std::vector<int64_t> prefixes;  // indices into the nesting list, ascending
 };
 
+/// Where a forward pass's N rows sit in the batch they belong to: a data-parallel rank encodes rows
+/// [offset, offset + N) of a batch of `total` and draws the whole batch's noise, so that its rows
+/// get the same draws as in one process. total < 0: the rows are the whole batch.
+struct BatchRows {
+  int64_t offset = 0;
+  int64_t total = -1;
+};
+
 class VaeImpl : public torch::nn::Module {
  public:
   explicit VaeImpl(const VaeOptions& options);
@@ -52,9 +60,9 @@ class VaeImpl : public torch::nn::Module {
 
   /// Samples z by reparameterisation with `gen` and decodes every prefix, or those in `which`.
   /// `code_mask` ([N, D], 0 or 1), if given, multiplies z before decoding (nested dropout and kin);
-  /// out.z stays the unmasked code.
+  /// out.z stays the unmasked code. `rows`: where x sits in its batch (data-parallel training).
   VaeOutput forward(const torch::Tensor& x, at::Generator gen, const std::vector<int64_t>& which = {},
-                    const torch::Tensor& code_mask = {});
+                    const torch::Tensor& code_mask = {}, BatchRows rows = {});
 
   const VaeOptions& options() const { return options_; }
 

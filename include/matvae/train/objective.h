@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include "matvae/dist/rank_group.h"
 #include "matvae/losses/mmd.h"
 #include "matvae/losses/recon.h"
 #include "matvae/models/vae.h"
@@ -36,8 +37,13 @@ class Objective {
   /// multiplies the divergence weights (the warm-up; recon and divergence terms are unscaled).
   /// `balance`: [K] divisors of the brackets (running means), or empty for none; a divisor that is
   /// not a positive number (a prefix not seen yet) is replaced by the bracket's own current value.
+  /// `shard`, in data-parallel training: `out` and x are this rank's rows of the global batch. The
+  /// terms then have the whole batch's values on every rank (the MMD and the distillation over the
+  /// gathered codes), and their gradient flows through this rank's rows only, so that the sum of
+  /// the ranks' gradients is the one-process gradient of the whole batch.
   LossTerms operator()(const VaeOutput& out, const torch::Tensor& x, at::Generator gen,
-                       double divergence_scale = 1.0, const std::vector<double>& balance = {}) const;
+                       double divergence_scale = 1.0, const std::vector<double>& balance = {},
+                       const BatchShard* shard = nullptr) const;
 
   /// The nesting indices one training step uses: all K (without drawing) when `sample` is 0 or
   /// >= K, else `sample` distinct ones drawn uniformly with `gen`, ascending.

@@ -110,6 +110,12 @@ class RunFolder {
   /// checking that it belongs to `config` and that metrics.jsonl still holds the lines it covers.
   ResumePoint load_state(Vae& model, torch::optim::Optimizer& optimizer, at::Generator& gen,
                          const TrainConfig& config) const;
+  /// The resume state as bytes (state.pt's contents, without the metrics checksum), and loading
+  /// such bytes: how rank 0 passes the state it starts from to the other ranks of a data-parallel run.
+  static std::string state_bytes(Vae& model, torch::optim::Optimizer& optimizer, const at::Generator& gen,
+                                 const RunProgress& p, const TrainConfig& config);
+  static RunProgress load_state_bytes(const std::string& bytes, Vae& model, torch::optim::Optimizer& optimizer,
+                                      at::Generator& gen, const TrainConfig& config);
   /// Verifies state.pt and that it belongs to `config`, without loading it into a model.
   void check_state(const TrainConfig& config) const;
   /// The config hash state.pt records (after verifying the file).

@@ -30,6 +30,10 @@ struct TrainHooks {
   std::function<void(const StepProgress&)> on_step;  // null = silent
   std::function<void(const std::string&)> on_log;    // one line per epoch; null = silent
   const std::atomic<bool>* stop = nullptr;           // when set: save the resume state and return
+  // Data-parallel: this process is one rank of several (dist/rank_group.h). Each rank computes its
+  // shard of every batch, the gradients are summed over the ranks, and rank 0 alone writes the run
+  // folder and evaluates. Null: one process.
+  RankGroup* ranks = nullptr;
 };
 
 struct TrainResult {
