@@ -1,16 +1,24 @@
 // The matvae command line: parses flags, calls the library, maps errors to exit codes
 // (0 ok, 2 usage, 1 run-time, 130 interrupted). No training or data logic lives here.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <glog/logging.h>
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include "matvae/data/dataset.h"
 #include "matvae/data/fetch.h"
 #include "matvae/data/info.h"
 #include "matvae/deploy/export.h"
+#include "matvae/dist/environment.h"
+#include "matvae/dist/launcher.h"
+#include "matvae/dist/rank_group.h"
 #include "matvae/eval/run_eval.h"
 #include "matvae/experiment/experiment.h"
 #include "matvae/report/report.h"
@@ -26,10 +34,66 @@ namespace {
 using matvae::first_line;
 
 std::atomic<bool> g_stop{false};
+// This process's place in a distributed job (null for one process); main reports a failure to the
+// other ranks through it, so that they name this rank and stop.
+std::unique_ptr<matvae::RankGroup> g_ranks;
 
 extern "C" void on_sigint(int) {
   g_stop.store(true);
   std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+
+/// `--nproc` and `--rank-timeout`, which train and experiment share.
+struct RankArgs {
+  int64_t nproc = 0;  // 0: as the environment says (one process unless a launcher set RANK etc.)
+  double timeout_s = 300;
+
+  void add_to(CLI::App* app) {
+    app->add_option("--nproc", nproc,
+                    "Start this many ranks on this machine (data-parallel training; the experiment's models shared "
+                    "out). Across machines, start one process per rank with RANK, WORLD_SIZE, MASTER_ADDR and "
+                    "MASTER_PORT set, as torchrun, mpirun or srun do")
+        ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+    app->add_option("--rank-timeout", timeout_s,
+                    "Seconds after which a rank that does not answer counts as lost (every rank must give the same)")
+        ->check(CLI::Range(1.0, 86400.0))
+        ->capture_default_str();
+  }
+};
+
+/// Joins the distributed job this process belongs to, if any (the torchrun variables or their
+/// mpirun and Slurm equivalents). Returns null for one process.
+matvae::RankGroup* join_ranks(const RankArgs& a) {
+  const matvae::RankEnv env = matvae::read_rank_env([](const char* name) { return std::getenv(name); });
+  if (!env.distributed()) return nullptr;
+  if (a.nproc > 0 && a.nproc != env.world)
+    throw matvae::UsageError(fmt::format("--nproc {}: this process is one of WORLD_SIZE={} ranks already", a.nproc, env.world));
+  g_ranks = std::make_unique<matvae::RankGroup>(
+      env, std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000)));
+  return g_ranks.get();
+}
+
+/// The threads a rank takes by default: its share of this machine's cores.
+int64_t default_rank_threads(const matvae::RankGroup& ranks) {
+  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  return std::max<int64_t>(1, cores / ranks.local_world());
+}
+
+/// `--nproc N` without a launcher's variables: this process becomes the launcher of N ranks of
+/// the same command, once `check` (the settings every rank would check alike) has passed, so that
+/// a bad flag is reported once. Returns the exit code, or nothing when this process is to do the
+/// work itself.
+std::optional<int> launch_if_asked(const RankArgs& a, int argc, char** argv, const std::function<void()>& check) {
+  if (a.nproc <= 1) return std::nullopt;
+  const matvae::RankEnv env = matvae::read_rank_env([](const char* name) { return std::getenv(name); });
+  if (env.distributed()) return std::nullopt;  // one of the ranks
+  check();
+  matvae::LaunchOptions o;
+  o.nproc = a.nproc;
+  // The survivors of a lost rank name it within the timeout; only then does the launcher end them.
+  o.grace = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000) + 15000);
+  o.log = [](const std::string& line) { std::cerr << "matvae: " << line << "\n"; };
+  return matvae::launch_local_ranks(std::vector<std::string>(argv + 1, argv + argc), o);
 }
 
 struct DataFetchArgs {
@@ -68,6 +132,7 @@ struct TrainArgs {
   std::string config_file, out, resume;
   int64_t threads_override = -1;
   bool quiet = false;
+  RankArgs ranks;
 
   template <typename E>
   void bind_choice(CLI::App* app, const std::string& name, E matvae::TrainConfig::*field,
@@ -133,27 +198,14 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   a.bind(train, "--seed", &C::seed, "Random seed");
   a.bind(train, "--limit", &C::limit, "Train on the first N images (0 = all)");
   a.bind(train, "--checkpoint-every", &C::checkpoint_every, "Also checkpoint every N steps (0 = per epoch only)");
-  train->add_option("--threads", a.threads_override, "Threads (default: every core)")
+  train->add_option("--threads", a.threads_override, "Threads (default: every core, shared by the ranks on it)")
       ->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  a.ranks.add_to(train);
 }
 
-int run_train(const TrainArgs& a) {
-  matvae::ProgressBar bar(!a.quiet);
-  matvae::TrainHooks hooks;
-  hooks.on_step = [&bar](const matvae::StepProgress& p) { bar.update(p); };
-  if (!a.quiet)
-    hooks.on_log = [&bar](const std::string& line) {
-      bar.finish();
-      std::cerr << line << "\n";
-    };
-  hooks.stop = &g_stop;
-  std::signal(SIGINT, on_sigint);
-  std::signal(SIGTERM, on_sigint);
-  const std::string warn = matvae::blas_warning();
-  if (!warn.empty()) std::cerr << warn << "\n";
-
-  matvae::TrainResult result;
-  std::string dir;
+/// What `matvae train` checks of its flags before anything else: a new run's settings, or that
+/// --resume comes alone (but for --epochs, returned). Throws UsageError naming the flag.
+std::optional<int64_t> check_train_args(const TrainArgs& a) {
   if (!a.resume.empty()) {
     if (!a.out.empty() || !a.config_file.empty())
       throw matvae::UsageError("--resume takes its settings from the run folder; drop --out and --config");
@@ -165,23 +217,55 @@ int run_train(const TrainArgs& a) {
         throw matvae::UsageError(opt->get_name() + ": --resume takes its settings from the run folder");
       epochs = a.flags.epochs;
     }
+    return epochs;
+  }
+  if (a.out.empty()) throw matvae::UsageError("--out is required (the run folder to create)");
+  matvae::TrainConfig config = a.resolved();
+  matvae::resolve(config);
+  return std::nullopt;
+}
+
+int run_train(const TrainArgs& a) {
+  const std::optional<int64_t> epochs = check_train_args(a);
+  matvae::TrainHooks hooks;
+  hooks.ranks = join_ranks(a.ranks);
+  const bool speaks = !hooks.ranks || hooks.ranks->is_root();  // one rank prints progress
+  const bool quiet = a.quiet || !speaks;
+  int64_t threads_override = a.threads_override;
+  if (hooks.ranks && threads_override < 0) threads_override = default_rank_threads(*hooks.ranks);
+  matvae::ProgressBar bar(!quiet);
+  hooks.on_step = [&bar](const matvae::StepProgress& p) { bar.update(p); };
+  if (!quiet)
+    hooks.on_log = [&bar](const std::string& line) {
+      bar.finish();
+      std::cerr << line << "\n";
+    };
+  hooks.stop = &g_stop;
+  std::signal(SIGINT, on_sigint);
+  std::signal(SIGTERM, on_sigint);
+  const std::string warn = matvae::blas_warning();
+  if (!warn.empty() && speaks) std::cerr << warn << "\n";
+
+  matvae::TrainResult result;
+  std::string dir;
+  if (!a.resume.empty()) {
     dir = a.resume;
     std::optional<int64_t> threads;
-    if (a.threads_override >= 0) threads = a.threads_override;
+    if (threads_override >= 0) threads = threads_override;
     result = matvae::resume(dir, hooks, threads, epochs);
   } else {
-    if (a.out.empty()) throw matvae::UsageError("--out is required (the run folder to create)");
     matvae::TrainConfig config = a.resolved();
-    if (a.threads_override >= 0) config.threads = a.threads_override;
+    if (threads_override >= 0) config.threads = threads_override;
     dir = a.out;
     result = matvae::train(config, dir, hooks);
   }
   bar.finish();
+  if (hooks.ranks) hooks.ranks->finish();
   if (result.interrupted) {
-    std::cerr << "interrupted: checkpoint saved; continue with: matvae train --resume " << dir << "\n";
+    if (speaks) std::cerr << "interrupted: checkpoint saved; continue with: matvae train --resume " << dir << "\n";
     return 130;
   }
-  if (!a.quiet) std::cerr << "done: " << dir << " (" << result.train_seconds << " s of training)\n";
+  if (!quiet) std::cerr << "done: " << dir << " (" << result.train_seconds << " s of training)\n";
   return 0;
 }
 
@@ -189,23 +273,29 @@ struct ExperimentArgs {
   matvae::ExperimentOptions options;
   std::string out, data_root = "data";
   bool quiet = false;
+  RankArgs ranks;
 };
 
 int run_experiment(ExperimentArgs& a) {
   a.options.data_root = a.data_root;
   a.options.out = a.out;
-  if (!a.quiet) a.options.log = [](const std::string& line) { std::cerr << line << "\n"; };
+  matvae::check_experiment_options(a.options);
+  a.options.ranks = join_ranks(a.ranks);
+  // Every rank says what it trains, its lines marked with its rank.
+  const std::string mark = a.options.ranks ? fmt::format("[rank {}] ", a.options.ranks->rank()) : std::string();
+  if (!a.quiet) a.options.log = [mark](const std::string& line) { std::cerr << mark + line + "\n"; };
   a.options.stop = &g_stop;
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
   const std::string warn = matvae::blas_warning();
   if (!warn.empty()) std::cerr << warn << "\n";
   const auto result = matvae::run_experiment(a.options);
+  if (a.options.ranks) a.options.ranks->finish();
   if (result.interrupted) {
-    std::cerr << "interrupted: finished models are kept; run the same command again to resume\n";
+    std::cerr << mark << "interrupted: finished models are kept; run the same command again to resume\n";
     return 130;
   }
-  std::cout << result.report_md.string() << "\n";
+  if (!result.report_md.empty()) std::cout << result.report_md.string() << "\n";
   return 0;
 }
 
@@ -281,9 +371,23 @@ int run_encode(const EncodeArgs& a) {
   return 0;
 }
 
+/// Prints the error (naming this rank in a distributed job, and telling the others) and returns `code`.
+int fail(const std::string& message, int code) {
+  if (g_ranks) {
+    g_ranks->report_failure(message);
+    std::cerr << "matvae: rank " << g_ranks->rank() << ": " << message << "\n";
+  } else {
+    std::cerr << "matvae: " << message << "\n";
+  }
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // c10d logs its connection retries and bind failures through glog; matvae reports each failure
+  // itself, in one line that names the flag or variable, so only glog's fatal lines may print.
+  FLAGS_minloglevel = google::GLOG_FATAL;
   CLI::App app{"matvae: Matryoshka latent codes with MMD variational autoencoders"};
   app.set_version_flag("--version", matvae::version_string());
   app.require_subcommand(1);
@@ -333,6 +437,7 @@ int main(int argc, char** argv) {
                 "Tune, with every MRL-MMD variant there is (decoders, weights, balance, distillation, warm start, "
                 "lambda per prefix) as the mrl-mmd row's candidates, not the profile's few");
   exp->add_flag("--quiet", exp_args.quiet, "No progress lines");
+  exp_args.ranks.add_to(exp);
 
   EvalArgs eval_args;
   auto* eval = app.add_subcommand("eval", "Evaluate one trained model (probe, k-NN, reconstruction, MMD) per prefix");
@@ -382,10 +487,17 @@ int main(int argc, char** argv) {
   try {
     if (fetch->parsed()) return run_data_fetch(fetch_args);
     if (info->parsed()) return run_data_info(info_args);
-    if (train->parsed()) return run_train(train_args);
+    if (train->parsed()) {
+      if (const auto code = launch_if_asked(train_args.ranks, argc, argv, [&] { check_train_args(train_args); }))
+        return *code;
+      return run_train(train_args);
+    }
     if (exp->parsed()) {
       if (tune->count() > 0) exp_args.options.tune = 1;
       if (no_tune->count() > 0) exp_args.options.tune = 0;
+      if (const auto code = launch_if_asked(exp_args.ranks, argc, argv,
+                                            [&] { matvae::check_experiment_options(exp_args.options); }))
+        return *code;
       return run_experiment(exp_args);
     }
     if (eval->parsed()) return run_eval(eval_args);
@@ -401,14 +513,14 @@ int main(int argc, char** argv) {
     }
     std::cerr << "matvae: no command given (see --help)\n";
     return 2;
+  } catch (const matvae::EchoedFailure& e) {
+    // Rank 0 failed a check and says so; this rank stops with the same exit code, silently.
+    return dynamic_cast<const matvae::UsageError*>(&e) ? 2 : 1;
   } catch (const matvae::UsageError& e) {
-    std::cerr << "matvae: " << first_line(e.what()) << "\n";
-    return 2;
+    return fail(first_line(e.what()), 2);
   } catch (const c10::Error& e) {
-    std::cerr << "matvae: " << first_line(e.what_without_backtrace()) << "\n";
-    return 1;
+    return fail(first_line(e.what_without_backtrace()), 1);
   } catch (const std::exception& e) {
-    std::cerr << "matvae: " << first_line(e.what()) << "\n";
-    return 1;
+    return fail(first_line(e.what()), 1);
   }
 }

@@ -28,6 +28,7 @@ struct Source {
   const char* rank;
   const char* world;
   const char* local;
+  const char* local_world;
 };
 
 }  // namespace
@@ -35,9 +36,10 @@ struct Source {
 RankEnv read_rank_env(const EnvLookup& lookup) {
   constexpr int64_t kMaxRanks = 1 << 20;
   RankEnv env;
-  for (const Source s : {Source{"RANK", "WORLD_SIZE", "LOCAL_RANK"},
-                         Source{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"},
-                         Source{"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"}}) {
+  for (const Source s :
+       {Source{"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"},
+        Source{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"},
+        Source{"SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"}}) {
     const auto rank = read_int(lookup, s.rank, 0, kMaxRanks);
     const auto world = read_int(lookup, s.world, 1, kMaxRanks);
     if (!rank && !world) continue;
@@ -47,7 +49,8 @@ RankEnv read_rank_env(const EnvLookup& lookup) {
       throw UsageError(fmt::format("{}={}: must be less than {}={}", s.rank, *rank, s.world, *world));
     env.rank = *rank;
     env.world = *world;
-    env.local_rank = read_int(lookup, s.local, 0, kMaxRanks).value_or(*rank);
+    env.local_rank = read_int(lookup, s.local, 0, *world - 1).value_or(0);
+    env.local_world = read_int(lookup, s.local_world, env.local_rank + 1, *world).value_or(1);
     break;
   }
   if (!env.distributed()) return env;

@@ -8,8 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "matvae/util/error.h"
@@ -19,10 +22,14 @@ extern char** environ;
 namespace matvae {
 namespace {
 
+std::atomic<int> g_signal{0};
+extern "C" void on_launcher_signal(int sig) { g_signal.store(sig); }
+
 /// The environment of rank `rank`: this process's, with the launcher's variables replaced.
 std::vector<std::string> rank_environment(int64_t rank, int64_t world, int port) {
   std::vector<std::string> env;
-  const std::vector<std::string> ours = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "MASTER_ADDR=", "MASTER_PORT="};
+  const std::vector<std::string> ours = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE=", "MASTER_ADDR=",
+                                         "MASTER_PORT="};
   for (char** e = environ; *e; ++e) {
     const std::string v = *e;
     bool replaced = false;
@@ -32,6 +39,7 @@ std::vector<std::string> rank_environment(int64_t rank, int64_t world, int port)
   env.push_back(fmt::format("RANK={}", rank));
   env.push_back(fmt::format("WORLD_SIZE={}", world));
   env.push_back(fmt::format("LOCAL_RANK={}", rank));
+  env.push_back(fmt::format("LOCAL_WORLD_SIZE={}", world));
   env.push_back("MASTER_ADDR=127.0.0.1");
   env.push_back(fmt::format("MASTER_PORT={}", port));
   return env;
@@ -48,6 +56,10 @@ int exit_code_of(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;
+}
+
+std::string describe_end(int status) {
+  return fmt::format("was ended by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
 }
 
 }  // namespace
@@ -71,12 +83,29 @@ int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions
   int port = options.port;
   if (port == 0) {
     const char* given = std::getenv("MASTER_PORT");
-    port = given && *given ? std::atoi(given) : free_local_port();
-    if (port <= 0 || port > 65535) throw UsageError(fmt::format("MASTER_PORT={}: not a port (1 to 65535)", given));
+    if (given && *given) {
+      char* end = nullptr;
+      const long p = std::strtol(given, &end, 10);
+      if (*end != '\0' || p <= 0 || p > 65535)
+        throw UsageError(fmt::format("MASTER_PORT={}: not a port (1 to 65535)", given));
+      port = static_cast<int>(p);
+    } else {
+      port = free_local_port();
+    }
   }
+  // Ctrl-C reaches the ranks from the terminal; the launcher stays to supervise them and passes a
+  // signal sent to it alone on to them.
+  g_signal.store(0);
+  const auto old_int = std::signal(SIGINT, on_launcher_signal);
+  const auto old_term = std::signal(SIGTERM, on_launcher_signal);
+  bool passed_on = false;
+  // This very program, by its path (argv[0] may be a bare name found on PATH).
+  std::error_code ec;
+  const std::string program = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) throw Error("cannot find this program's path to start the ranks: " + ec.message());
   std::vector<pid_t> pids;
   for (int64_t r = 0; r < options.nproc; ++r) {
-    std::vector<std::string> argv = {"/proc/self/exe"};
+    std::vector<std::string> argv = {program};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<std::string> env = rank_environment(r, options.nproc, port);
     auto c_argv = c_strings(argv);
@@ -84,6 +113,8 @@ int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions
     const pid_t pid = ::fork();
     if (pid < 0) {
       for (const pid_t p : pids) ::kill(p, SIGKILL);
+      std::signal(SIGINT, old_int);
+      std::signal(SIGTERM, old_term);
       throw Error(fmt::format("cannot start rank {}: {}", r, std::strerror(errno)));
     }
     if (pid == 0) {
@@ -100,11 +131,14 @@ int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions
     int status = 0;
     const pid_t done = ::waitpid(-1, &status, WNOHANG);
     if (done > 0) {
-      for (pid_t& p : pids)
-        if (p == done) {
-          p = -1;
+      for (size_t r = 0; r < pids.size(); ++r)
+        if (pids[r] == done) {
+          pids[r] = -1;
           --running;
           const int code = exit_code_of(status);
+          // A rank that exits with an error has said why; one that a signal ended could not.
+          if (WIFSIGNALED(status) && options.log)
+            options.log(fmt::format("rank {} of {} {}", r, pids.size(), describe_end(status)));
           if (code != 0 && result == 0) {
             result = code;
             kill_at = std::chrono::steady_clock::now() + options.grace;
@@ -112,12 +146,19 @@ int launch_local_ranks(const std::vector<std::string>& args, const LaunchOptions
         }
       continue;
     }
+    if (g_signal.load() != 0 && !passed_on) {
+      for (const pid_t p : pids)
+        if (p > 0) ::kill(p, SIGTERM);
+      passed_on = true;
+    }
     if (done < 0 && errno != EINTR) break;
     if (std::chrono::steady_clock::now() >= kill_at)
       for (const pid_t p : pids)
         if (p > 0) ::kill(p, SIGKILL);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
   return result;
 }
 

@@ -63,6 +63,17 @@ json cached_eval(const fs::path& file, const std::vector<int64_t>& dims,
   return out;
 }
 
+bool cache_complete(const fs::path& file, const std::vector<int64_t>& dims) {
+  try {
+    const json have = read_cache(file);
+    for (int64_t m : dims)
+      if (!have.contains(std::to_string(m))) return false;
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 void remove_stale_outputs(const fs::path& out, const std::vector<std::string>& datasets) {
   remove_stale_temporaries(out, [](const std::string& name) {
     return ends_with(name, ".json") || ends_with(name, ".md") || ends_with(name, ".png") || ends_with(name, ".svg");

@@ -128,6 +128,7 @@ fs::path ResultsBook::write(const RunFacts& f) const {
   doc["machine"] = machine_info(o.threads);
   doc["machine"]["jobs"] = f.jobs;
   doc["machine"]["threads_per_job"] = f.job_threads;
+  doc["machine"]["ranks"] = f.ranks;
   // Other work on the machine slows every timing in the report; the report says so.
   doc["machine"]["load_average_start"] = f.load_at_start;
   doc["machine"]["load_average_end"] = load_average();

@@ -5,10 +5,13 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <tuple>
 
+#include "matvae/dist/rank_group.h"
 #include "matvae/eval/code_metrics.h"
 #include "matvae/experiment/cache.h"
+#include "matvae/experiment/file_bundle.h"
 #include "matvae/train/run_folder.h"
 #include "matvae/train/trainer.h"
 #include "matvae/util/threads.h"
@@ -131,12 +134,116 @@ std::vector<std::vector<size_t>> groups_by_cost(const std::vector<Task>& tasks) 
   return groups;
 }
 
+// ================================================================================================
+// Over ranks: claims through the store, results to every rank, files to rank 0
+// ================================================================================================
+
+/// Whether every task of the group is done in this rank's folder: its model finished and its
+/// evaluation cached at every m.
+bool group_done_here(const std::vector<Task>& tasks, const std::vector<size_t>& group) {
+  for (size_t i : group) {
+    const Task& t = tasks[i];
+    if (!t.job.dir.empty() && !RunFolder(t.job.dir).is_finished()) return false;
+    if (!cache_complete(t.cache, t.dims)) return false;
+  }
+  return true;
+}
+
+/// What a group's work left on disk: its models' run folders (those they grow out of too) and its
+/// evaluations' cache files.
+std::vector<fs::path> group_files(const std::vector<Task>& tasks, const std::vector<size_t>& group) {
+  std::vector<fs::path> paths;
+  for (size_t i : group) {
+    for (const ModelJob* j = &tasks[i].job; j && !j->dir.empty(); j = j->source.get()) paths.push_back(j->dir);
+    paths.push_back(tasks[i].cache);
+  }
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  return paths;
+}
+
+json group_results(const std::vector<Task>& tasks, const std::vector<size_t>& group, int64_t rank) {
+  json out;
+  out["rank"] = rank;
+  for (size_t i : group) out["tasks"].push_back({{"index", i}, {"result", tasks[i].result}, {"evaluated_by", tasks[i].evaluated_by}});
+  return out;
+}
+
+bool run_tasks_over_ranks(std::vector<Task>& tasks, const std::vector<std::vector<size_t>>& groups, Shared& shared) {
+  const ScheduleOptions& o = shared.options;
+  RankGroup& ranks = *o.ranks;
+  const std::string scope = ranks.next_scope("phase");
+  const auto key = [&](const std::string& what, size_t g) { return fmt::format("{}/{}/{}", scope, what, g); };
+  // Rank 0 takes the groups its folder holds done already (another rank might not see their files
+  // and would train them again); the others are claimed in cost order by whichever rank is free.
+  std::string done_at_root(groups.size(), '0');
+  if (ranks.is_root())
+    for (size_t g = 0; g < groups.size(); ++g) done_at_root[g] = group_done_here(tasks, groups[g]) ? '1' : '0';
+  done_at_root = ranks.share_from_root(done_at_root);
+  std::vector<size_t> mine, open;
+  for (size_t g = 0; g < groups.size(); ++g) (done_at_root[g] == '1' ? mine : open).push_back(g);
+  if (!ranks.is_root()) mine.clear();
+  size_t next_mine = 0;
+  std::mutex store_mutex;  // the rank group is used by one thread at a time
+  const auto claim = [&]() -> std::optional<size_t> {
+    if (next_mine < mine.size()) return mine[next_mine++];
+    std::lock_guard<std::mutex> lock(store_mutex);
+    const int64_t k = ranks.add(scope + "/claimed", 1) - 1;
+    return k < static_cast<int64_t>(open.size()) ? std::optional<size_t>(open[static_cast<size_t>(k)]) : std::nullopt;
+  };
+  const auto run_group = [&](size_t g) {
+    for (size_t i : groups[g]) {
+      tasks[i].result = run_task(tasks[i], shared);
+      if (tasks[i].result.is_null()) return;
+    }
+    // The files first: when rank 0 sees the results, the files are there to be written.
+    const std::string files = o.send_files ? pack_files(o.root, group_files(tasks, groups[g])) : std::string();
+    std::lock_guard<std::mutex> lock(store_mutex);
+    if (o.send_files) ranks.set(key("files", g), files);
+    ranks.set(key("results", g), group_results(tasks, groups[g], ranks.rank()).dump());
+  };
+  WorkPoolOptions pool;
+  pool.workers = o.jobs;
+  pool.setup = [&o] { set_threads(o.job_threads); };
+  pool.stop = o.stop;
+  run_claimed_work(claim, run_group, shared.halt, pool);
+  if (shared.stopped()) {
+    ranks.set(fmt::format("{}/stopped/{}", scope, ranks.rank()), "1");
+    return false;
+  }
+  // Every group's results, from whichever rank ran it; rank 0 also writes the files sent to it.
+  const auto another_stopped = [&] {
+    if (shared.stopped()) return true;
+    for (int64_t r = 0; r < ranks.world(); ++r)
+      if (ranks.try_get(fmt::format("{}/stopped/{}", scope, r))) return true;
+    return false;
+  };
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::optional<std::string> text = ranks.wait_for(key("results", g), another_stopped);
+    if (!text) return false;
+    const json done = json::parse(*text);
+    if (done.at("rank").get<int64_t>() == ranks.rank()) continue;
+    for (const auto& t : done.at("tasks")) {
+      Task& task = tasks.at(t.at("index").get<size_t>());
+      task.result = t.at("result");
+      task.evaluated_by = t.at("evaluated_by").get<std::set<std::string>>();
+    }
+    if (!ranks.is_root()) continue;
+    if (const auto files = ranks.try_get(key("files", g))) {
+      unpack_files(o.root, *files);
+      ranks.erase(key("files", g));  // the store is rank 0's memory
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool run_tasks(std::vector<Task>& tasks, const ScheduleOptions& options) {
   Shared shared{options};
-  if (shared.stopped()) return false;
   const auto groups = groups_by_cost(tasks);
+  if (options.ranks) return run_tasks_over_ranks(tasks, groups, shared);
+  if (shared.stopped()) return false;
   WorkPoolOptions pool;
   pool.workers = options.jobs;
   pool.setup = [&options] { set_threads(options.job_threads); };

@@ -52,8 +52,12 @@ std::string header_section(const Page& page) {
       doc["commit"].get<std::string>(), git_commit(), o["seeds"].size(), o["seeds"].dump(), machine.value("cores", 0),
       machine.value("threads", 0),
       machine.contains("jobs")  // absent from results of earlier releases
-          ? fmt::format(" ({} model(s) at a time, {} thread(s) each)", machine.value("jobs", 0),
-                        machine.value("threads_per_job", 0))
+          ? fmt::format(" ({} model(s) at a time, {} thread(s) each{})", machine.value("jobs", 0),
+                        machine.value("threads_per_job", 0),
+                        machine.value("ranks", 1) > 1
+                            ? fmt::format(", on each of {} ranks; the machine figures are rank 0's",
+                                          machine.value("ranks", 1))
+                            : std::string())
           : std::string(),
       machine.value("blas", std::string("unknown")), machine.value("matmul_gflops_1_thread", 0.0),
       machine.value("matmul_gflops_all_threads", 0.0), doc.value("wall_seconds", 0.0));

@@ -31,10 +31,8 @@ LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at
               out.prefixes.size(), " for ", S);
   LossTerms t;
   // A mean over images: over the whole batch in value, this rank's share of it in gradient.
-  const auto batch_mean = [&](const torch::Tensor& local_mean) {
-    if (!shard) return local_mean;
-    const auto part = local_mean * (static_cast<double>(N) / static_cast<double>(shard->total));
-    return part + (shard->sum(part) - part).detach();
+  const auto batch_mean = [shard](const torch::Tensor& local_mean) {
+    return shard ? shard->batch_mean(local_mean) : local_mean;
   };
   // [S, N, P] -> [S*N, P] so the loss runs once over all prefixes.
   const auto target = x.unsqueeze(0).expand_as(out.logits).reshape({S * N, -1});

@@ -138,9 +138,9 @@ PrefixStats means_of(const PrefixSums& sums) {
 // ================================================================================================
 
 /// Every rank starts from rank 0's weights, optimiser, generator and progress (fresh, warm-started
-/// or resumed), so that all ranks hold the same model: rank 0 passes them as state.pt's bytes.
+/// or resumed), so that all ranks hold the same model: rank 0 broadcasts them as state.pt's bytes.
 void share_state(Session& s) {
-  const std::string bytes = s.ranks->share_from_root(
+  const std::string bytes = s.ranks->broadcast_bytes(
       s.writes() ? RunFolder::state_bytes(s.model, s.optimizer, s.gen, s.progress, s.config) : std::string());
   if (!s.writes()) s.progress = RunFolder::load_state_bytes(bytes, s.model, s.optimizer, s.gen, s.config);
 }
@@ -173,7 +173,8 @@ bool sum_gradients(Session& s, bool stop) {
 struct EpochOutcome {
   bool interrupted = false;
   double seconds = 0;
-  int64_t steps = 0;  // taken in this session
+  double collective_seconds = 0;  // of them, in the ranks' collectives
+  int64_t steps = 0;              // taken in this session
 };
 
 EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hooks) {
@@ -185,6 +186,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
   BatchIterator batches(data, config.batch_size, epoch_order(data.size(), config.seed, p.epoch));
   batches.skip(p.step_in_epoch);
   const auto epoch_start = Clock::now();
+  const double collective_start = s.ranks ? s.ranks->collective_seconds() : 0.0;
   EpochOutcome out;
   Batch batch;
   while (batches.next(batch)) {
@@ -192,9 +194,9 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
     const std::vector<int64_t> which = Objective::draw_prefixes(K, config.prefix_sample, s.gen);
     // Every rank draws the whole batch's random numbers and keeps its own rows of them.
     const BatchShard shard = BatchShard::of(s.ranks, batch.images.size(0));
-    const auto x = s.ranks ? shard.slice(batch.images) : batch.images;
+    const auto x = shard.slice(batch.images);
     auto mask = draw_code_mask(config.code_dropout, config.dropout_rate, shard.total, config.latent, s.gen);
-    if (s.ranks && mask.defined()) mask = shard.slice(mask);
+    if (mask.defined()) mask = shard.slice(mask);
     const VaeOutput forward = s.model->forward(x, s.gen, which, mask,
                                                s.ranks ? BatchRows{shard.offset, shard.total} : BatchRows{});
     const LossTerms terms = s.objective(forward, x, s.gen, Objective::warmup_scale(config, p.global_step, steps_per_epoch),
@@ -237,6 +239,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
     }
   }
   out.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+  if (s.ranks) out.collective_seconds = s.ranks->collective_seconds() - collective_start;
   return out;
 }
 
@@ -267,7 +270,10 @@ nlohmann::ordered_json metrics_line(const Session& s, const PrefixStats& train, 
   line["test"] = terms_json(test, s.config.nesting, div);
   line["seconds"] = epoch.seconds;
   line["images_per_s"] = epoch.steps * static_cast<double>(s.config.batch_size) / std::max(epoch.seconds, 1e-9);
-  line["ranks"] = s.ranks ? s.ranks->world() : 1;
+  if (s.ranks) {  // data-parallel: how many ranks trained the epoch, and rank 0's time in their collectives
+    line["ranks"] = s.ranks->world();
+    line["collective_seconds"] = epoch.collective_seconds;
+  }
   line["commit"] = git_commit();  // a run resumed by another build says which build trained which epochs
   return line;
 }
@@ -318,6 +324,15 @@ TrainTest load_run_data(const TrainConfig& config, int64_t world) {
                                  "unbiased estimator cannot use; choose another batch size or limit",
                                  config.batch_size, data.train.size()));
   return data;
+}
+
+/// Runs `work` where the run folder is written (one process, or rank 0 of several, every rank
+/// learning its outcome), so that a check of the folder stops every rank alike.
+void on_writer(RankGroup* ranks, const std::function<void()>& work) {
+  if (ranks)
+    ranks->from_root(work);
+  else
+    work();
 }
 
 // ================================================================================================
@@ -372,11 +387,11 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolde
 
   // Pictures, then the final weights: checkpoint.pt marks a finished run (the experiment skips
   // such runs), so it comes last and a kill before it leaves a run that resume completes.
-  if (s.writes()) {
+  // Every rank returns once rank 0 has finished the run (or fails with it).
+  on_writer(s.ranks, [&] {
     if (!data.test.features) write_grids(s.model, config, data.test, folder);
     folder.save_checkpoint(s.model, config);
-  }
-  if (s.ranks) s.ranks->barrier("the end of training");  // every rank returns once the run is finished
+  });
 
   if (result.last_metrics.is_null() && !s.metric_lines.empty())
     result.last_metrics = nlohmann::ordered_json::parse(s.metric_lines.back());
@@ -418,28 +433,37 @@ PrefixStats evaluate(Vae& model, const Objective& objective, const Dataset& data
   return s;
 }
 
+
 TrainResult train(TrainConfig config, const fs::path& run_dir, const TrainHooks& hooks) {
   resolve(config);
   const RunFolder folder(run_dir);
-  if (folder.has_config())
-    throw UsageError(run_dir.string() + " already holds a run; continue it with --resume " + run_dir.string() +
-                     " or choose another --out");
-  std::error_code ec;
-  if (fs::exists(run_dir, ec) && !fs::is_directory(run_dir, ec))
-    throw UsageError("--out " + run_dir.string() + ": exists and is not a folder");
-  const TrainTest data = load_run_data(config);  // fails on bad data before anything is created
-  config.classes = data.train.num_classes;       // counted from the labels unless given: recorded
+  on_writer(hooks.ranks, [&] {
+    if (folder.has_config())
+      throw UsageError(run_dir.string() + " already holds a run; continue it with --resume " + run_dir.string() +
+                       " or choose another --out");
+    std::error_code ec;
+    if (fs::exists(run_dir, ec) && !fs::is_directory(run_dir, ec))
+      throw UsageError("--out " + run_dir.string() + ": exists and is not a folder");
+  });
+  // Every rank reads the data (each machine needs it at the same path); bad data fails before
+  // anything is created.
+  const TrainTest data = load_run_data(config, hooks.ranks ? hooks.ranks->world() : 1);
+  config.classes = data.train.num_classes;  // counted from the labels unless given: recorded
   Vae warm_from{nullptr};
-  if (!config.init_from.empty()) {
-    const RunFolder source(config.init_from);
-    if (!source.is_finished())
-      throw UsageError(fmt::format("init_from = {}: not a finished run (no {})", config.init_from,
-                                   source.checkpoint_file().filename().string()));
-    warm_from = source.load().model;
-  }
-  folder.create(config);
+  on_writer(hooks.ranks, [&] {  // the other ranks receive the warm start with rank 0's state
+    if (!config.init_from.empty()) {
+      const RunFolder source(config.init_from);
+      if (!source.is_finished())
+        throw UsageError(fmt::format("init_from = {}: not a finished run (no {})", config.init_from,
+                                     source.checkpoint_file().filename().string()));
+      warm_from = source.load().model;
+    }
+    folder.create(config);
+  });
   return run(config, data, folder, hooks, /*resuming=*/false, warm_from);
 }
+
+namespace {
 
 /// The same run, trained `epochs` epochs. Throws UsageError for a bad count.
 TrainConfig with_epochs(TrainConfig config, int64_t epochs) {
@@ -470,34 +494,62 @@ TrainConfig extend(const RunFolder& folder, const TrainConfig& config, int64_t e
   return longer;
 }
 
+/// What resuming starts from: the run's settings and whether it has a resume state. Rank 0 reads
+/// them from the run folder and passes them on, as the other ranks may not see the folder.
+struct ResumeStart {
+  TrainConfig config;
+  bool has_state = false;
+};
+
+ResumeStart share_resume_start(RankGroup* ranks, const ResumeStart& mine) {
+  if (!ranks) return mine;
+  const auto j = nlohmann::json::parse(ranks->share_from_root(
+      ranks->is_root() ? nlohmann::json{{"config", to_toml(mine.config)}, {"has_state", mine.has_state}}.dump() : ""));
+  if (ranks->is_root()) return mine;
+  ResumeStart theirs;
+  apply_toml_text(theirs.config, j.at("config").get<std::string>(), "rank 0's config.toml");
+  resolve(theirs.config);
+  theirs.has_state = j.at("has_state").get<bool>();
+  return theirs;
+}
+
+}  // namespace
+
 TrainResult resume(const fs::path& run_dir, const TrainHooks& hooks, std::optional<int64_t> threads,
                    std::optional<int64_t> epochs) {
   const RunFolder folder(run_dir);
-  TrainConfig config = folder.read_config();
-  const bool has_state = folder.has_state();
-  const bool extending = epochs && *epochs != config.epochs;
-  // An extension that a kill interrupted has moved the state to the longer config already.
-  const bool extension_begun =
-      extending && has_state && folder.state_config_hash() == config_hash(with_epochs(config, *epochs));
-  if (has_state && !extension_begun) {
-    // Check the state and that it belongs to config.toml before the data load, so that a damaged
-    // run folder is reported as such (and quickly), not as some later failure.
-    folder.check_state(config);
-  } else if (!has_state && folder.is_finished()) {
-    throw Error(folder.state_file().string() + ": missing, but the run has a " +
-                folder.checkpoint_file().filename().string() + "; the run folder is damaged");
-  } else if (!has_state && hooks.on_log) {
-    // Stopped before its first checkpoint: nothing was trained yet, so start from the beginning.
-    hooks.on_log(folder.state_file().string() + ": no checkpoint yet; starting the run from the beginning");
-  }
-  if (threads) config.threads = *threads;
-  const TrainTest data = load_run_data(config);
-  folder.remove_stale_temporaries();
-  if (extending) {
-    config = extend(folder, config, *epochs, data);
+  ResumeStart start;
+  TrainConfig& config = start.config;
+  on_writer(hooks.ranks, [&] {
+    config = folder.read_config();
+    start.has_state = folder.has_state();
+    const bool extending = epochs && *epochs != config.epochs;
+    // An extension that a kill interrupted has moved the state to the longer config already.
+    const bool extension_begun =
+        extending && start.has_state && folder.state_config_hash() == config_hash(with_epochs(config, *epochs));
+    if (start.has_state && !extension_begun) {
+      // Check the state and that it belongs to config.toml before the data load, so that a damaged
+      // run folder is reported as such (and quickly), not as some later failure.
+      folder.check_state(config);
+    } else if (!start.has_state && folder.is_finished()) {
+      throw Error(folder.state_file().string() + ": missing, but the run has a " +
+                  folder.checkpoint_file().filename().string() + "; the run folder is damaged");
+    } else if (!start.has_state && hooks.on_log) {
+      // Stopped before its first checkpoint: nothing was trained yet, so start from the beginning.
+      hooks.on_log(folder.state_file().string() + ": no checkpoint yet; starting the run from the beginning");
+    }
     if (threads) config.threads = *threads;
-  }
-  return run(config, data, folder, hooks, /*resuming=*/has_state);
+  });
+  start = share_resume_start(hooks.ranks, start);
+  if (threads) config.threads = *threads;
+  const TrainTest data = load_run_data(config, hooks.ranks ? hooks.ranks->world() : 1);
+  const bool extending = epochs && *epochs != config.epochs;
+  on_writer(hooks.ranks, [&] {
+    folder.remove_stale_temporaries();
+    if (extending) extend(folder, config, *epochs, data);
+  });
+  if (extending) config = with_epochs(config, *epochs);  // what extend() made of the run
+  return run(config, data, folder, hooks, /*resuming=*/start.has_state);
 }
 
 }  // namespace matvae

@@ -1,5 +1,6 @@
-// The work pool: workers take the next index from a shared counter; the calling thread only
-// watches the stop flag, so that a Ctrl-C reaches every running item within 50 ms.
+// The work pool: workers take the next index from a claim (a shared counter, or the ranks' store);
+// the calling thread only watches the stop flag, so that a Ctrl-C reaches every running item within
+// 50 ms.
 #include "matvae/util/work_pool.h"
 
 #include <chrono>
@@ -14,6 +15,23 @@ namespace matvae {
 void run_work_pool(size_t n, const std::function<void(size_t)>& item, std::atomic<bool>& halt,
                    const WorkPoolOptions& options) {
   std::atomic<size_t> next{0};
+  const auto claim = [&]() -> std::optional<size_t> {
+    const size_t i = next.fetch_add(1);
+    return i < n ? std::optional<size_t>(i) : std::nullopt;
+  };
+  WorkPoolOptions o = options;
+  o.workers = std::min<int64_t>(options.workers, static_cast<int64_t>(n));
+  run_claimed_work(claim, item, halt, o);
+}
+
+void run_claimed_work(const std::function<std::optional<size_t>()>& claim, const std::function<void(size_t)>& item,
+                      std::atomic<bool>& halt, const WorkPoolOptions& options) {
+  std::mutex claim_mutex;
+  const auto next = [&]() -> std::optional<size_t> {
+    if (halt.load()) return std::nullopt;
+    std::lock_guard<std::mutex> lock(claim_mutex);
+    return claim();
+  };
   std::mutex mutex;
   std::condition_variable done_cv;
   std::exception_ptr first_error;
@@ -22,7 +40,7 @@ void run_work_pool(size_t n, const std::function<void(size_t)>& item, std::atomi
   auto worker = [&] {
     try {
       if (options.setup) options.setup();
-      for (size_t i; !halt.load() && (i = next.fetch_add(1)) < n;) item(i);
+      for (std::optional<size_t> i; (i = next());) item(*i);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex);
       if (!first_error) first_error = std::current_exception();
@@ -33,7 +51,7 @@ void run_work_pool(size_t n, const std::function<void(size_t)>& item, std::atomi
     done_cv.notify_all();
   };
 
-  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(options.workers, static_cast<int64_t>(n)));
+  const int64_t workers = std::max<int64_t>(1, options.workers);
   std::vector<std::thread> threads;
   {
     std::lock_guard<std::mutex> lock(mutex);

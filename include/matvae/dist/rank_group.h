@@ -1,17 +1,21 @@
-// The ranks of a data-parallel job, joined through PyTorch's own c10d: a TCPStore hosted by rank 0
-// (MASTER_ADDR:MASTER_PORT) for small values and claims, and a ProcessGroupGloo for the tensor
-// collectives. Every call is bounded by the group's timeout; a failure of a collective or of the
-// store is turned into one LostRankError that names the rank that went away (the ones that did not
-// report themselves alive in the store), never a hang.
+// The ranks of a distributed job, joined through PyTorch's own c10d: a TCPStore hosted by rank 0
+// (MASTER_ADDR:MASTER_PORT) for small values, claims and waits, and a ProcessGroupGloo for the
+// tensor collectives of data-parallel training. Every rank beats a heartbeat into the store from a
+// thread of its own, so that a rank that dies or stops answering is named, never waited for
+// forever: a collective is bounded by the group's timeout, and a wait on the store (which may last
+// as long as another rank's model takes to train) ends when a rank's heartbeat stops for that long.
 // BatchShard is the view the objective takes of one global batch split over the ranks.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "matvae/dist/environment.h"
@@ -24,7 +28,8 @@ class ProcessGroupGloo;
 
 namespace matvae {
 
-/// A rank of the job ended or stopped answering; the message names it (rank() is -1 if unknown).
+/// A rank of the job ended, failed or stopped answering; the message names it (rank() is -1 if
+/// no one rank can be named).
 class LostRankError : public Error {
  public:
   LostRankError(const std::string& message, int64_t rank) : Error(message), rank_(rank) {}
@@ -34,11 +39,25 @@ class LostRankError : public Error {
   int64_t rank_;
 };
 
+/// What rank 0 failed with, as the other ranks of from_root() throw it: rank 0 reports it, so they
+/// need not repeat it.
+class EchoedFailure {
+ public:
+  virtual ~EchoedFailure() = default;
+};
+class EchoedUsageError : public UsageError, public EchoedFailure {
+  using UsageError::UsageError;
+};
+class EchoedError : public Error, public EchoedFailure {
+  using Error::Error;
+};
+
 class RankGroup {
  public:
-  /// Joins the ranks of `env` (world > 1): rank 0 starts the store, every rank connects and forms
-  /// the Gloo group. Throws UsageError naming MASTER_PORT when rank 0 cannot listen on it, Error
-  /// when rank 0's store cannot be reached within `timeout`.
+  /// Joins the ranks of `env` (world > 1): rank 0 serves the store, every rank connects, starts its
+  /// heartbeat and forms the Gloo group. Throws UsageError naming MASTER_PORT when rank 0 cannot
+  /// listen on it, Error when rank 0's store cannot be reached, LostRankError when a rank does not
+  /// join, each within `timeout`.
   RankGroup(const RankEnv& env, std::chrono::milliseconds timeout);
   ~RankGroup();
   RankGroup(const RankGroup&) = delete;
@@ -46,41 +65,72 @@ class RankGroup {
 
   int64_t rank() const { return env_.rank; }
   int64_t world() const { return env_.world; }
+  int64_t local_world() const { return env_.local_world; }
   bool is_root() const { return env_.rank == 0; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+
+  // --- tensor collectives (Gloo), each bounded by the timeout ---
 
   /// In place: every rank's `flat` (contiguous) becomes the sum over ranks. One call for all tensors
   /// of a step: the caller packs them.
   void all_reduce_sum(torch::Tensor& flat);
-  /// Rank 0's values of `flat` (contiguous) on every rank, in place.
-  void broadcast(torch::Tensor& flat);
   /// The rows of every rank in rank order: rank r gives `local` with rows[r] rows (rows may differ
   /// between ranks; the rest of the shape may not). No gradient flows through the result.
   torch::Tensor all_gather_rows(const torch::Tensor& local, const std::vector<int64_t>& rows);
-  /// Returns when every rank has reached the barrier `name`.
-  void barrier(const std::string& name);
+  /// Rank 0's `bytes` on every rank (a Gloo broadcast, for payloads too large for the store).
+  std::string broadcast_bytes(const std::string& bytes);
+  /// Seconds this rank has spent in the collectives so far (waiting for the others included).
+  double collective_seconds() const { return collective_seconds_; }
 
-  /// The store's counter `key` after adding `value` (claims: the rank that sees 1 owns the key).
+  // --- the store ---
+
+  /// Every call of these takes the next key of one sequence, so every rank must make the same
+  /// calls in the same order.
+  /// Runs `work` on rank 0 only and passes its outcome to every rank: nothing, or the same
+  /// UsageError or Error (as EchoedUsageError or EchoedError on the others), so that a check rank
+  /// 0 alone can make (a run folder, a file) stops every rank alike.
+  void from_root(const std::function<void()>& work);
+  /// Rank 0's `value` on every rank.
+  std::string share_from_root(const std::string& value);
+  /// A fresh name for this step of the sequence ("phase/3"): a prefix for keys of one's own.
+  std::string next_scope(const std::string& what);
+
+  /// The store's counter `key` after adding `value` (claims: the rank that gets 1 owns the key).
   int64_t add(const std::string& key, int64_t value);
   void set(const std::string& key, const std::string& value);
-  /// Waits (within the timeout) for `key` and returns its value.
-  std::string get(const std::string& key);
+  /// `key`'s value if it is set now.
+  std::optional<std::string> try_get(const std::string& key);
+  void erase(const std::string& key);
+  /// Waits for `key` and returns its value, however long that takes, as long as every rank is
+  /// alive. Throws LostRankError when a rank reported a failure or its heartbeat stopped for the
+  /// timeout; returns nothing when `stop` returns true (checked between polls).
+  std::optional<std::string> wait_for(const std::string& key, const std::function<bool()>& stop = nullptr);
 
-  /// Runs `work` on rank 0 only and passes its outcome to every rank: nothing, or the same
-  /// UsageError or Error (named "rank 0: ..." on the others), so that a check rank 0 alone can
-  /// make (a run folder, a file) stops every rank alike. Every rank must call it in the same order.
-  void from_root(const std::function<void()>& work);
-  /// Rank 0's `value` on every rank (through the store), in call order like from_root.
-  std::string share_from_root(const std::string& value);
+  /// Tells the others that this rank stopped with `message` (best effort, never throws): they
+  /// name it and stop instead of waiting for it.
+  void report_failure(const std::string& message) noexcept;
+  /// The last call of a rank that succeeded: rank 0 waits until every rank has made it, so that
+  /// the store (its server) outlives every rank's last use of it.
+  void finish();
 
  private:
-  [[noreturn]] void lost(const std::string& during, const std::exception& e);
-  std::string next_key(const char* what);
+  [[noreturn]] void lost(const std::string& during, const std::string& cause);
+  /// A failure some rank reported, or the ranks whose heartbeat has not moved for `quiet`.
+  std::optional<LostRankError> find_lost(std::chrono::milliseconds quiet);
+  void beat_loop();
 
   RankEnv env_;
   std::chrono::milliseconds timeout_;
   int64_t sequence_ = 0;
+  double collective_seconds_ = 0;
   c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<c10d::Store> beat_store_;  // the heartbeat's own connection: never behind a wait
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+  std::atomic<bool> beating_{true};
+  std::thread beat_;
+  // What this rank saw of each rank's heartbeat: its last value and when that value changed.
+  std::vector<std::string> seen_beat_;
+  std::vector<std::chrono::steady_clock::time_point> seen_at_;
 };
 
 /// How the rows of one global batch of `total` rows are split over the ranks: rank r takes rows
@@ -93,13 +143,15 @@ struct BatchShard {
 
   static BatchShard of(RankGroup* group, int64_t total);
   /// This rank's rows of a tensor that holds the whole batch.
-  torch::Tensor slice(const torch::Tensor& whole) const { return whole.narrow(0, offset, rows); }
+  torch::Tensor slice(const torch::Tensor& whole) const { return group ? whole.narrow(0, offset, rows) : whole; }
   /// The whole batch's rows, this rank's own being `local` itself (so gradient flows to them only)
   /// and the others' copies without gradient: a function of the gathered rows has, on this rank,
   /// the gradient of the whole batch's value with respect to this rank's rows.
   torch::Tensor gather(const torch::Tensor& local) const;
-  /// The sum over ranks of a small tensor (no gradient).
-  torch::Tensor sum(const torch::Tensor& local) const;
+  /// A mean over the batch's images from this rank's mean over its rows: in value the whole
+  /// batch's mean (the same on every rank), in gradient this rank's share of it, so that the sum
+  /// of the ranks' gradients is the gradient of the whole batch's mean.
+  torch::Tensor batch_mean(const torch::Tensor& local_mean) const;
 };
 
 }  // namespace matvae

@@ -19,6 +19,9 @@ nlohmann::ordered_json cached_eval(const std::filesystem::path& file, const std:
                                    const std::function<nlohmann::ordered_json(const std::vector<int64_t>&)>& compute,
                                    std::set<std::string>* by);
 
+/// Whether `file` holds the evaluation at every m of `dims` (false for a missing or damaged file).
+bool cache_complete(const std::filesystem::path& file, const std::vector<int64_t>& dims);
+
 /// What a killed experiment may have left half-written: temporaries of its results, report and
 /// pictures in `out`, and of cached evaluations and run files under out/runs/<dataset>.
 void remove_stale_outputs(const std::filesystem::path& out, const std::vector<std::string>& datasets);

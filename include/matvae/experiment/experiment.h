@@ -18,6 +18,8 @@
 
 namespace matvae {
 
+class RankGroup;
+
 struct ExperimentOptions {
   std::string profile = "quick";                        // quick | full | tiny (tests)
   std::vector<std::string> datasets = {"mnist", "fashion-mnist"};
@@ -33,12 +35,21 @@ struct ExperimentOptions {
   bool attempts = false;  // tune, the mrl-mmd row among every Matryoshka variant (tuning.h), not the profile's few
   std::function<void(const std::string&)> log = nullptr;
   const std::atomic<bool>* stop = nullptr;              // checked between and inside models
+  /// The ranks of a distributed experiment (null: this process alone). Every rank runs the same
+  /// options; each model is trained and evaluated by one of them (schedule.h), and rank 0 writes
+  /// the results. Its results folder may be shared by every rank or its own: a rank that does not
+  /// see rank 0's folder sends it the files of every model it trains.
+  RankGroup* ranks = nullptr;
 };
 
 struct ExperimentResult {
   bool interrupted = false;
-  std::filesystem::path results_json, report_md;
+  std::filesystem::path results_json, report_md;  // empty on ranks other than 0
 };
+
+/// Checks the options as run_experiment does first, without doing anything: a launcher checks
+/// them once before starting the ranks. Throws UsageError naming the flag.
+void check_experiment_options(const ExperimentOptions& options);
 
 /// Runs (or resumes) the experiment and writes results.json, REPORT.md, plots and image grids
 /// into options.out. Throws UsageError for bad options, Error for run-time failures.

@@ -21,6 +21,7 @@ struct RunFacts {
   ExperimentProfile profile;
   EvalSettings eval;
   int64_t jobs = 1, job_threads = 1;
+  int64_t ranks = 1;  // processes that shared the work (a distributed experiment), each with `jobs` jobs
   bool tuned = false;  // every tuned row chose its settings on validation data
   double load_at_start = -1;
   std::chrono::steady_clock::time_point start;
