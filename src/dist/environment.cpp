@@ -29,6 +29,8 @@ struct Source {
   const char* world;
   const char* local;
   const char* local_world;
+  // Slurm's batch step sets SLURM_PROCID alone (no srun step, so no step size): one process.
+  bool rank_alone_is_one_process = false;
 };
 
 }  // namespace
@@ -39,10 +41,10 @@ RankEnv read_rank_env(const EnvLookup& lookup) {
   for (const Source s :
        {Source{"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"},
         Source{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"},
-        Source{"SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"}}) {
+        Source{"SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", true}}) {
     const auto rank = read_int(lookup, s.rank, 0, kMaxRanks);
     const auto world = read_int(lookup, s.world, 1, kMaxRanks);
-    if (!rank && !world) continue;
+    if (!world && (!rank || s.rank_alone_is_one_process)) continue;
     if (!rank) throw UsageError(fmt::format("{} is set but {} is not; set both", s.world, s.rank));
     if (!world) throw UsageError(fmt::format("{} is set but {} is not; set both", s.rank, s.world));
     if (*rank >= *world)

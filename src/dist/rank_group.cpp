@@ -19,6 +19,8 @@ using Clock = std::chrono::steady_clock;
 // timeout while another rank waits on the store.
 constexpr Ms kBeatPeriod{500};
 constexpr Ms kQuiet{3000};
+// How often the heartbeat thread looks at the others' (a look reads two keys per rank).
+constexpr Ms kLookPeriod{2000};
 
 std::vector<uint8_t> bytes_of(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 std::string string_of(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
@@ -52,8 +54,8 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const RankEnv& env) {
 RankGroup::RankGroup(const RankEnv& env, Ms timeout)
     : env_(env),
       timeout_(timeout),
-      seen_beat_(static_cast<size_t>(env.world)),
-      seen_at_(static_cast<size_t>(env.world), Clock::now()) {
+      watch_{std::vector<std::string>(static_cast<size_t>(env.world)),
+             std::vector<Clock::time_point>(static_cast<size_t>(env.world), Clock::now())} {
   TORCH_INTERNAL_ASSERT(env.world > 1, "a rank group needs at least two ranks");
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(env.port);
@@ -97,38 +99,53 @@ RankGroup::~RankGroup() {
 }
 
 void RankGroup::beat_loop() {
+  Watch watch = watch_;
   int64_t n = 0;
+  auto next_look = Clock::now() + kLookPeriod;
   while (beating_.load()) {
     try {
       beat_store_->set(beat_key(env_.rank), bytes_of(std::to_string(n++)));
     } catch (const std::exception&) {
-      // The store's host is gone: the main thread finds out at its next call and names rank 0.
+      // The store's host is gone; find_lost below names rank 0.
+    }
+    if (Clock::now() >= next_look && !lost_.load()) {
+      if (auto e = find_lost(*beat_store_, watch, timeout_)) {
+        std::lock_guard<std::mutex> lock(lost_mutex_);
+        lost_rank_ = std::move(e);
+        lost_.store(true);
+      }
+      next_look = Clock::now() + kLookPeriod;
     }
     for (auto slept = Ms(0); slept < kBeatPeriod && beating_.load(); slept += Ms(50))
       std::this_thread::sleep_for(Ms(50));
   }
 }
 
+std::optional<LostRankError> RankGroup::lost_rank() const {
+  std::lock_guard<std::mutex> lock(lost_mutex_);
+  return lost_rank_;
+}
+
 // ================================================================================================
 // Naming a lost rank
 // ================================================================================================
 
-std::optional<LostRankError> RankGroup::find_lost(Ms quiet) {
+std::optional<LostRankError> RankGroup::find_lost(c10d::Store& store, Watch& watch, Ms quiet) const {
   try {
     for (int64_t r = 0; r < env_.world; ++r) {
       if (r == env_.rank) continue;
-      if (store_->check({failed_key(r)}))
-        return LostRankError(fmt::format("rank {} of {} stopped: {}", r, env_.world, string_of(store_->get(failed_key(r)))), r);
+      if (store.check({failed_key(r)}))
+        return LostRankError(fmt::format("rank {} of {} stopped: {}", r, env_.world, string_of(store.get(failed_key(r)))), r);
     }
     const auto now = Clock::now();
     std::vector<int64_t> silent;
     for (int64_t r = 0; r < env_.world; ++r) {
       if (r == env_.rank) continue;
-      const std::string beat = store_->check({beat_key(r)}) ? string_of(store_->get(beat_key(r))) : "";
-      if (beat != seen_beat_[r]) {
-        seen_beat_[r] = beat;
-        seen_at_[r] = now;
-      } else if (now - seen_at_[r] >= quiet) {
+      const std::string beat = store.check({beat_key(r)}) ? string_of(store.get(beat_key(r))) : "";
+      if (beat != watch.beat[r]) {
+        watch.beat[r] = beat;
+        watch.changed[r] = now;
+      } else if (now - watch.changed[r] >= quiet) {
         silent.push_back(r);
       }
     }
@@ -148,7 +165,7 @@ void RankGroup::lost(const std::string& during, const std::string& cause) {
   // heartbeats for long enough to tell a silent rank from a live one, and name it.
   const auto deadline = Clock::now() + std::min<Ms>(timeout_, kQuiet) + Ms(1000);
   while (Clock::now() < deadline) {
-    if (auto e = find_lost(std::min<Ms>(timeout_, kQuiet)))
+    if (auto e = find_lost(*store_, watch_, std::min<Ms>(timeout_, kQuiet)))
       throw LostRankError(fmt::format("{} while {} ({})", e->what(), during, first_line(cause)), e->rank());
     std::this_thread::sleep_for(Ms(100));
   }
@@ -251,7 +268,7 @@ std::optional<std::string> RankGroup::wait_for(const std::string& key, const std
     if (auto v = try_get(key)) return v;
     if (stop && stop()) return std::nullopt;
     if (Clock::now() >= next_check) {
-      if (auto e = find_lost(timeout_)) throw LostRankError(fmt::format("{} (waiting for {})", e->what(), key), e->rank());
+      if (auto e = find_lost(*store_, watch_, timeout_)) throw LostRankError(fmt::format("{} (waiting for {})", e->what(), key), e->rank());
       next_check = Clock::now() + Ms(1000);
     }
     std::this_thread::sleep_for(pause);
@@ -307,10 +324,14 @@ std::string RankGroup::share_from_root(const std::string& value) {
 // ================================================================================================
 
 BatchShard BatchShard::of(RankGroup* group, int64_t total) {
-  BatchShard s;
+  BatchShard s = split(total, group ? group->world() : 1, group ? group->rank() : 0);
   s.group = group;
+  return s;
+}
+
+BatchShard BatchShard::split(int64_t total, int64_t world, int64_t rank) {
+  BatchShard s;
   s.total = total;
-  const int64_t world = group ? group->world() : 1, rank = group ? group->rank() : 0;
   for (int64_t r = 0; r < world; ++r) s.sizes.push_back(total / world + (r < total % world ? 1 : 0));
   for (int64_t r = 0; r < rank; ++r) s.offset += s.sizes[r];
   s.rows = s.sizes[rank];

@@ -206,7 +206,9 @@ bool run_tasks_over_ranks(std::vector<Task>& tasks, const std::vector<std::vecto
   pool.workers = o.jobs;
   pool.setup = [&o] { set_threads(o.job_threads); };
   pool.stop = o.stop;
+  pool.halt_when = [&ranks] { return ranks.lost(); };  // a rank lost while this one trains: stop, name it
   run_claimed_work(claim, run_group, shared.halt, pool);
+  if (const auto e = ranks.lost_rank()) throw *e;
   if (shared.stopped()) {
     ranks.set(fmt::format("{}/stopped/{}", scope, ranks.rank()), "1");
     return false;

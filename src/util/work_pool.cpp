@@ -74,7 +74,7 @@ void run_claimed_work(const std::function<std::optional<size_t>()>& claim, const
     std::unique_lock<std::mutex> lock(mutex);
     while (running > 0) {
       done_cv.wait_for(lock, std::chrono::milliseconds(50));
-      if (options.stop && options.stop->load()) halt.store(true);
+      if ((options.stop && options.stop->load()) || (options.halt_when && options.halt_when())) halt.store(true);
     }
   }
   for (auto& t : threads) t.join();

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -109,14 +110,25 @@ class RankGroup {
   /// Tells the others that this rank stopped with `message` (best effort, never throws): they
   /// name it and stop instead of waiting for it.
   void report_failure(const std::string& message) noexcept;
+  /// What the heartbeat thread has seen while this rank works alone (training a model of the
+  /// experiment, say): a rank that reported a failure or went silent for the timeout. Work that
+  /// runs long between calls of the group watches lost() and stops; lost_rank() says which.
+  bool lost() const { return lost_.load(); }
+  std::optional<LostRankError> lost_rank() const;
   /// The last call of a rank that succeeded: rank 0 waits until every rank has made it, so that
   /// the store (its server) outlives every rank's last use of it.
   void finish();
 
  private:
+  /// What one thread saw of every rank's heartbeat: its last value and when that value changed.
+  struct Watch {
+    std::vector<std::string> beat;
+    std::vector<std::chrono::steady_clock::time_point> changed;
+  };
   [[noreturn]] void lost(const std::string& during, const std::string& cause);
-  /// A failure some rank reported, or the ranks whose heartbeat has not moved for `quiet`.
-  std::optional<LostRankError> find_lost(std::chrono::milliseconds quiet);
+  /// A failure some rank reported, or the ranks whose heartbeat (as `watch` saw it, through
+  /// `store`) has not moved for `quiet`.
+  std::optional<LostRankError> find_lost(c10d::Store& store, Watch& watch, std::chrono::milliseconds quiet) const;
   void beat_loop();
 
   RankEnv env_;
@@ -128,9 +140,10 @@ class RankGroup {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
   std::atomic<bool> beating_{true};
   std::thread beat_;
-  // What this rank saw of each rank's heartbeat: its last value and when that value changed.
-  std::vector<std::string> seen_beat_;
-  std::vector<std::chrono::steady_clock::time_point> seen_at_;
+  Watch watch_;  // the main thread's
+  std::atomic<bool> lost_{false};
+  mutable std::mutex lost_mutex_;
+  std::optional<LostRankError> lost_rank_;  // what the heartbeat thread found
 };
 
 /// How the rows of one global batch of `total` rows are split over the ranks: rank r takes rows
@@ -142,6 +155,8 @@ struct BatchShard {
   std::vector<int64_t> sizes;  // rows of every rank
 
   static BatchShard of(RankGroup* group, int64_t total);
+  /// Rank `rank`'s part of `total` rows over `world` ranks (no group: for tests).
+  static BatchShard split(int64_t total, int64_t world, int64_t rank);
   /// This rank's rows of a tensor that holds the whole batch.
   torch::Tensor slice(const torch::Tensor& whole) const { return group ? whole.narrow(0, offset, rows) : whole; }
   /// The whole batch's rows, this rank's own being `local` itself (so gradient flows to them only)

@@ -15,6 +15,7 @@ struct WorkPoolOptions {
   int64_t workers = 1;                           // threads; items run one at a time on each
   std::function<void()> setup = nullptr;         // runs first on every worker (per-thread settings)
   const std::atomic<bool>* stop = nullptr;       // watched: when it is set, `halt` is raised
+  std::function<bool()> halt_when = nullptr;     // watched too: when it returns true, `halt` is raised
 };
 
 /// Runs item(i) for every i that `claim` hands out, each on one worker, as workers come free;
