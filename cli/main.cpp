@@ -66,6 +66,10 @@ struct RankArgs {
 matvae::RankGroup* join_ranks(const RankArgs& a) {
   const matvae::RankEnv env = matvae::read_rank_env([](const char* name) { return std::getenv(name); });
   if (!env.distributed()) return nullptr;
+  // A lost rank closes its sockets; Gloo's or the store's next write to one would end this rank by
+  // SIGPIPE before it could name the lost one. With the signal ignored the write fails with EPIPE,
+  // which the group turns into its "rank r was lost" message.
+  std::signal(SIGPIPE, SIG_IGN);
   if (a.nproc > 0 && a.nproc != env.world)
     throw matvae::UsageError(fmt::format("--nproc {}: this process is one of WORLD_SIZE={} ranks already", a.nproc, env.world));
   g_ranks = std::make_unique<matvae::RankGroup>(

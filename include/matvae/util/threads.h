@@ -1,4 +1,5 @@
-// The calling thread's compute settings: LibTorch's intra-op thread count and subnormal flushing.
+// The calling thread's compute settings: LibTorch's intra-op thread count, subnormal flushing, and
+// the process's allocator settings that a training step needs.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,12 @@ namespace matvae {
 /// this thread and its OpenMP team (LibTorch's and OpenBLAS's workers) flush subnormal floats to
 /// zero: a long training drives some logits so negative that their sigmoids and gradients go
 /// subnormal, and every product that touches one then runs several times slower.
+/// Also calls keep_freed_memory().
 void set_threads(int64_t n);
+
+/// Keeps freed memory in the process's heap for reuse instead of returning it to the system after
+/// each step (glibc's malloc thresholds; once per process, a no-op elsewhere): without it every step
+/// page-faults its large activations in again, which cost up to 2.5x in time.
+void keep_freed_memory();
 
 }  // namespace matvae
