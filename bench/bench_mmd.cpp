@@ -1,5 +1,6 @@
-// MMD^2 of every Matryoshka prefix at once (loss_mmd_prefixes: per-block distances, summed over
-// blocks) against one loss_mmd per prefix, forward and backward, at a training batch's shapes.
+// MMD^2 of every Matryoshka prefix at once, forward and backward, at a training batch's shapes:
+// the fused pair loop (loss_mmd_prefixes on CPU float32), the same in ATen operations
+// (loss_mmd_prefixes_aten: per-block distances summed over blocks), and one loss_mmd per prefix.
 #include "bench_check.h"
 #include "matvae/losses/mmd.h"
 
@@ -29,6 +30,17 @@ void BM_MmdAllPrefixes(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+void BM_MmdAllPrefixesAten(benchmark::State& state) {
+  matvae_bench::setup(1);
+  const auto [x, y] = batch(state.range(0));
+  for (auto _ : state) {
+    const auto v = matvae::loss_mmd_prefixes_aten(x, y, kNesting);
+    v.sum().backward();
+    benchmark::DoNotOptimize(x.grad().data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
 void BM_MmdOnePerPrefix(benchmark::State& state) {
   matvae_bench::setup(1);
   const auto [x, y] = batch(state.range(0));
@@ -42,4 +54,5 @@ void BM_MmdOnePerPrefix(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_MmdAllPrefixes)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmdAllPrefixesAten)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmdOnePerPrefix)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);

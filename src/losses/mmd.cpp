@@ -2,7 +2,11 @@
 // Matryoshka prefixes (per-block squared distances, cumulatively summed over blocks).
 #include "matvae/losses/mmd.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
+
+#include "matvae/losses/mmd_pair_sums.h"
 
 namespace matvae {
 
@@ -78,6 +82,79 @@ torch::Tensor sq_dist(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.unsqueeze(1) - b.unsqueeze(0)).square().sum(2);
 }
 
+/// loss_mmd_prefixes on CPU float32: the blocks' Gram matrices by the BLAS, everything elementwise
+/// in one pass over the pairs each way (mmd_pair_sums.h). z = [x; y], the codes first.
+class MmdPrefixSums : public torch::autograd::Function<MmdPrefixSums> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& z, int64_t codes,
+                               const std::vector<int64_t>& nesting, const std::vector<double>& scales, bool imq,
+                               bool unbiased) {
+    const int64_t T = z.size(0), K = static_cast<int64_t>(nesting.size());
+    const auto f32 = z.options().dtype(torch::kFloat32);
+    auto sq = torch::empty({K, T}, f32), gram = torch::empty({K, T, T}, f32), kernel = torch::empty({K, T, T}, f32);
+    int64_t start = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const auto zb = z.narrow(1, start, nesting[k] - start);
+      auto sq_k = sq[k], gram_k = gram[k];
+      at::sum_out(sq_k, zb.square(), {1});
+      at::mm_out(gram_k, zb, zb.t());
+      start = nesting[k];
+    }
+    std::vector<float> scale(scales.begin(), scales.end());
+    MmdPairs pairs{T, codes, K, imq, unbiased, scale.data(), sq.data_ptr<float>(), gram.data_ptr<float>(),
+                   kernel.data_ptr<float>()};
+    std::vector<double> row_sums(static_cast<size_t>(T * K));
+    at::parallel_for(0, T, 16, [&](int64_t begin, int64_t end) {
+      mmd_pair_rows_forward(pairs, begin, end, row_sums.data());
+    });
+    std::vector<double> total(static_cast<size_t>(K), 0.0);  // a fixed order: the same on any thread count
+    for (int64_t i = 0; i < T; ++i)
+      for (int64_t k = 0; k < K; ++k) total[k] += row_sums[i * K + k];
+    ctx->save_for_backward({z, sq, gram, kernel});
+    ctx->saved_data["codes"] = codes;
+    ctx->saved_data["nesting"] = nesting;
+    ctx->saved_data["scales"] = scales;
+    ctx->saved_data["imq"] = imq;
+    ctx->saved_data["unbiased"] = unbiased;
+    return torch::tensor(total, torch::TensorOptions().dtype(torch::kFloat64)).to(torch::kFloat32);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &z = saved[0], &sq = saved[1], &gram = saved[2], &kernel = saved[3];
+    const auto nesting = ctx->saved_data["nesting"].toIntVector();
+    const auto scales = ctx->saved_data["scales"].toDoubleVector();
+    const int64_t T = z.size(0), K = static_cast<int64_t>(nesting.size());
+    std::vector<float> scale(scales.begin(), scales.end());
+    const auto grad = grads[0].to(torch::kFloat32).contiguous();
+    MmdPairs pairs{T,
+                   ctx->saved_data["codes"].toInt(),
+                   K,
+                   ctx->saved_data["imq"].toBool(),
+                   ctx->saved_data["unbiased"].toBool(),
+                   scale.data(),
+                   sq.data_ptr<float>(),
+                   gram.data_ptr<float>(),
+                   kernel.data_ptr<float>()};
+    auto dblock = torch::empty({K, T, T}, z.options());
+    at::parallel_for(0, T, 16, [&](int64_t begin, int64_t end) {
+      mmd_pair_rows_backward(pairs, grad.data_ptr<float>(), begin, end, dblock.data_ptr<float>());
+    });
+    // d2_b(i, j) = |z_b,i|^2 + |z_b,j|^2 - 2 z_b,i . z_b,j, so with S = G + G^T of the block's
+    // gradient G: dL/dz_b = 2 (S 1) * z_b - 2 S z_b.
+    auto dz = torch::empty_like(z);
+    int64_t start = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const auto zb = z.narrow(1, start, nesting[k] - start);
+      const auto s = dblock[k] + dblock[k].t();
+      dz.narrow(1, start, nesting[k] - start).copy_(2.0 * (s.sum(1, true) * zb - s.mm(zb)));
+      start = nesting[k];
+    }
+    return {dz, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
 
 torch::Tensor loss_mmd(const torch::Tensor& x, const torch::Tensor& y, const MmdOptions& options) {
@@ -93,8 +170,20 @@ torch::Tensor loss_mmd_prefixes(const torch::Tensor& x, const torch::Tensor& y, 
                                 const MmdOptions& options) {
   check_samples(x, y, options, "loss_mmd_prefixes");
   check_nesting(nesting, x.size(1), "loss_mmd_prefixes");
-  const int64_t n = x.size(0), m = y.size(0), k_count = static_cast<int64_t>(nesting.size());
+  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32) return loss_mmd_prefixes_aten(x, y, nesting, options);
+  // All N + M points in one matrix, so each block's Gram matrix is one matmul.
+  const int64_t n = x.size(0);
+  const auto z = torch::cat({x, y}, 0);  // [N + M, D]
+  std::vector<double> scales;
+  for (const int64_t end : nesting) scales.push_back(kernel_scale(options, end));
+  return MmdPrefixSums::apply(z.contiguous(), n, nesting, scales, options.kernel == MmdKernel::kImq, options.unbiased);
+}
 
+torch::Tensor loss_mmd_prefixes_aten(const torch::Tensor& x, const torch::Tensor& y,
+                                     const std::vector<int64_t>& nesting, const MmdOptions& options) {
+  check_samples(x, y, options, "loss_mmd_prefixes");
+  check_nesting(nesting, x.size(1), "loss_mmd_prefixes");
+  const int64_t n = x.size(0), m = y.size(0), k_count = static_cast<int64_t>(nesting.size());
   // All N + M points in one matrix, so each block's distances are one matmul.
   const auto z = torch::cat({x, y}, 0);  // [N + M, D]
   std::vector<torch::Tensor> blocks;

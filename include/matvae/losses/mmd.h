@@ -40,8 +40,14 @@ torch::Tensor loss_mmd(const torch::Tensor& x, const torch::Tensor& y, const Mmd
 /// The squared distances of all N + M points are computed once per block of columns
 /// [m_{k-1}, m_k) and cumulatively summed over blocks, so all K kernels cost about one loss_mmd.
 /// Differentiable in x and y.
+/// On CPU float32 everything after the blocks' Gram matrices is one fused pass over the pairs each
+/// way (mmd_pair_sums.h); other devices and dtypes take loss_mmd_prefixes_aten.
 torch::Tensor loss_mmd_prefixes(const torch::Tensor& x, const torch::Tensor& y, const std::vector<int64_t>& nesting,
                                 const MmdOptions& options = {});
+/// The same in ATen operations alone (any device and dtype): the reference the fused path is tested
+/// and benchmarked against.
+torch::Tensor loss_mmd_prefixes_aten(const torch::Tensor& x, const torch::Tensor& y,
+                                     const std::vector<int64_t>& nesting, const MmdOptions& options = {});
 
 /// loss_mmd's value for evaluation, where N and M run to thousands: in float64, without autograd,
 /// squared distances by matrix products (three kernel matrices, [N, N], [M, M] and [N, M], through
