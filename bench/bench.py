@@ -39,9 +39,9 @@ MODELS = (("vae", "vae", None), ("mmd", "mmd", None),
           ("mrl-mmd tied", "mrl-mmd", "tied"), ("mrl-mmd separate", "mrl-mmd", "separate"))
 
 TARGET_CEILING = 0.70     # of the matmul ceiling at the most threads (2), batch 256, single-model training
-TARGET_RATIO = {"vae": 1.3, "mmd": 1.3, "mrl-mmd": 2.0}   # matvae / reference images/s
+TARGET_RATIO = {"vae": 1.5, "mmd": 1.5, "mrl-mmd": 2.5}   # matvae / reference images/s (issue 17)
 TARGET_MRL = 0.35         # MRL training time / sum of the separate models' training time
-TARGET_QUICK = 2.0        # speed-up of experiment --profile quick against the pre-issue time
+TARGET_QUICK_S = 600      # wall seconds of experiment --profile quick (README command 1's main job)
 PREFIX_SAMPLES = (2,)     # section 4 also times MRL training S random prefixes per step (--prefix-sample S)
 QUICK_METRICS = ("probe", "knn1", "knn5", "recon", "mse", "mmd")
 
@@ -351,8 +351,8 @@ def render(res):
         L.append(f"failed: {q['error']}")
     else:
         L.append(f"wall time {q['wall_s']:.0f} s"
-                 + (f"; before the issue {q['baseline_s']:.0f} s ({q['baseline_how']}): {q['speedup']:.2f}x faster "
-                    f"(goal ≥ {TARGET_QUICK}x)" if q.get("baseline_s") else
+                 + (f" (goal ≤ {TARGET_QUICK_S} s); before the change {q['baseline_s']:.0f} s ({q['baseline_how']}): "
+                    f"{q['speedup']:.2f}x" if q.get("baseline_s") else
                     " (pass --quick-baseline-binary PATH to compare with the pre-issue build)."))
         if q.get("baseline_version"):
             L.append("")
@@ -683,10 +683,10 @@ def main():
                   "bound": "" if "prefixes per step" in dec else
                   f"the work: {work_ratio:.3f} at equal speed per FLOP (section 4)"})
     q = res.get("quick_experiment")
-    T.append({"what": "experiment --profile quick, speed-up vs before the issue",
-              "measured": (f"{q['speedup']:.2f}x ({q['wall_s']:.0f} s)" if q and q.get("speedup") else
-                           f"{q['wall_s']:.0f} s" if q and q.get("wall_s") else "not run"),
-              "goal": f"≥ {TARGET_QUICK}x", "pass": (q["speedup"] >= TARGET_QUICK) if q and q.get("speedup") else None})
+    T.append({"what": "experiment --profile quick, wall time",
+              "measured": f"{q['wall_s']:.0f} s" if q and q.get("wall_s") else "not run",
+              "goal": f"≤ {TARGET_QUICK_S} s",
+              "pass": (q["wall_s"] <= TARGET_QUICK_S) if q and q.get("wall_s") else None})
 
     # notes
     meta = res["meta"]

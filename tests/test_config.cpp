@@ -84,7 +84,7 @@ TEST(ConfigTest, PerPrefixLambdasAndWarmupAreChecked) {
 }
 
 TEST(ConfigTest, HashOfAnOlderRunIsUnchangedBySettingsAddedSince) {
-  // reports/quick/results.json names this config's run mrl-mmd-d64-s0-a03a75fad3 (written before
+  // The quick report of commit 233e0ca named this config's run mrl-mmd-d64-s0-a03a75fad3 (written before
   // prefix_sample existed): settings added later at their default must keep that hash, or every
   // cached model would be trained again.
   TrainConfig c;

@@ -142,7 +142,7 @@ TEST_F(ExperimentTest, ReportNumbersAreThoseOfResultsJson) {
     const std::string expected = met.empty() ? "met at no m." : "met at m = " + fmt::format("{}.", fmt::join(met, ", "));
     EXPECT_TRUE(contains(section.substr(0, section.find("**Training time.**")), expected)) << dataset << ": " << expected;
   }
-  EXPECT_TRUE(contains(md, "Settings (defaults): mrl-mmd: `naive`"));
+  EXPECT_TRUE(contains(md, "Settings (the profile's, not tuned): mrl-mmd: `naive`"));
 
   // `matvae report` writes the same page again from results.json alone.
   matvae_test::TempDir again;

@@ -46,7 +46,7 @@ ExperimentOptions validated(const ExperimentOptions& options, ExperimentProfile&
   const std::vector<int64_t> nesting = default_nesting(profile.latent);
   if (o.dims.empty()) o.dims = nesting;
   if (o.seeds.empty()) o.seeds = profile.seeds;
-  if (o.rows.empty()) o.rows = experiment_rows();
+  if (o.rows.empty()) o.rows = profile.rows.empty() ? experiment_rows() : profile.rows;
   for (int64_t m : o.dims)
     if (std::find(nesting.begin(), nesting.end(), m) == nesting.end())
       throw UsageError(fmt::format("--dims: {} is not in the profile's nesting list {}", m, fmt::join(nesting, ",")));
@@ -154,6 +154,11 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
     const TrainTest& data = data_of.emplace_back(evaluation_data(full, profile));
     Choice choice;
     choice.set_default(family("mrl-mmd"), profile.mrl_variant);
+    for (const FixedChoice& c : profile.choices) {
+      if (!c.dataset.empty() && c.dataset != dataset) continue;
+      if (c.m == 0) choice.set_default(family(c.family), c.candidate);
+      else choice.set(family(c.family), c.m, c.candidate);
+    }
     if (tune) {
       // Only the training split reaches the tuning: its validation rows are the last tenth of train.
       const ValidationSplit validation = validation_split(full.train, profile);

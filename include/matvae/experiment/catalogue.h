@@ -13,6 +13,15 @@ const std::vector<std::string>& experiment_rows();
 /// A row's one-line description for the report (written into results.json with it).
 std::string row_title(const std::string& row);
 
+/// A setting fixed by the profile instead of tuned: `family`'s candidate `candidate` on `dataset`
+/// ("" = any) at prefix size `m` (0 = every m).
+struct FixedChoice {
+  std::string dataset;
+  std::string family;
+  int64_t m = 0;
+  std::string candidate;
+};
+
 /// What a profile sets: training length and size of everything.
 struct ExperimentProfile {
   int64_t epochs = 0;
@@ -23,6 +32,9 @@ struct ExperimentProfile {
   int64_t eval_train_limit = 0;        // training codes the probe and k-NN use (0 = all)
   int64_t eval_test_limit = 0;         // test codes evaluated (0 = all)
   std::string mrl_variant = "naive";   // the mrl-mmd row's variant when nothing is tuned
+  /// Other families' candidates when nothing is tuned (absent: the family's first).
+  std::vector<FixedChoice> choices;
+  std::vector<std::string> rows;       // the rows run unless --rows says otherwise (empty = every row)
   bool tune = false;                   // every tuned row chooses its settings on validation data
   int64_t tune_epochs = 0;             // the candidates' epochs (0 = epochs)
 };
