@@ -17,6 +17,15 @@ namespace matvae {
 /// kNormal: the negative log-likelihood of x under N(logits, I), in nats: for features of any sign.
 torch::Tensor loss_recon(const torch::Tensor& logits, const torch::Tensor& x, Likelihood likelihood);
 
+/// logits: [S, N, P], the S decoded prefixes of the same N images, x: [N, P] -> [S, N]: element
+/// (s, n) is loss_recon of logits[s, n] against x[n]. What every caller of the prefixes' losses
+/// uses: Bernoulli takes the fused kernel (bernoulli_prefixes.h, itself falling back to the plain
+/// path for what it does not cover), the other likelihoods loss_recon_prefixes_plain.
+torch::Tensor loss_recon_prefixes(const torch::Tensor& logits, const torch::Tensor& x, Likelihood likelihood);
+
+/// The same by loss_recon over x expanded to [S * N, P]: the reference path, for any likelihood.
+torch::Tensor loss_recon_prefixes_plain(const torch::Tensor& logits, const torch::Tensor& x, Likelihood likelihood);
+
 /// The decoder's mean output from its logits: sigmoid for intensities, the logits for kNormal.
 torch::Tensor output_mean(const torch::Tensor& logits, Likelihood likelihood);
 
