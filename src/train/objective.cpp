@@ -26,7 +26,7 @@ Objective::Objective(const TrainConfig& config)
 LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at::Generator gen,
                                 double divergence_scale, const std::vector<double>& balance,
                                 const BatchShard* shard) const {
-  const int64_t S = out.logits.size(0), N = x.size(0), K = static_cast<int64_t>(nesting_.size());
+  const int64_t S = out.logits.size(0), K = static_cast<int64_t>(nesting_.size());
   TORCH_CHECK(static_cast<int64_t>(out.prefixes.size()) == S, "expected one prefix index per decoded prefix, got ",
               out.prefixes.size(), " for ", S);
   LossTerms t;
@@ -34,9 +34,7 @@ LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at
   const auto batch_mean = [shard](const torch::Tensor& local_mean) {
     return shard ? shard->batch_mean(local_mean) : local_mean;
   };
-  // [S, N, P] -> [S*N, P] so the loss runs once over all prefixes.
-  const auto target = x.unsqueeze(0).expand_as(out.logits).reshape({S * N, -1});
-  t.recon = batch_mean(loss_recon(out.logits.reshape({S * N, -1}), target, likelihood_).view({S, N}).mean(1));
+  t.recon = batch_mean(loss_recon_prefixes(out.logits, x, likelihood_).mean(1));
   // The divergence of the drawn prefixes: the code up to the largest of them, nested at them.
   std::vector<int64_t> nesting;
   std::vector<float> c, lambda;
