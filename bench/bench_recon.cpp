@@ -30,7 +30,6 @@ std::pair<torch::Tensor, torch::Tensor> value_and_grad(Loss loss, const torch::T
 template <class Loss>
 void run(benchmark::State& state, Loss loss) {
   matvae_bench::setup(1);
-  matvae::keep_freed_memory();  // as training has it: [S, N, P] buffers reused, not faulted in anew
   const auto [logits, x] = batch(state.range(0));
   const auto [fused, fused_grad] = value_and_grad(matvae::bernoulli_nll_prefixes, logits, x);
   const auto [plain, plain_grad] = value_and_grad(matvae::bernoulli_nll_prefixes_plain, logits, x);
