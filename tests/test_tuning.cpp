@@ -3,6 +3,7 @@
 // train: the test split can change without changing a single tuning number or choice.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -82,6 +83,29 @@ TEST(TuningTest, EveryFamilyHasTheSameNumberOfCandidates) {
   for (const auto& f : matvae::families()) EXPECT_EQ(f.candidates.size(), 4u) << f.name;
   for (const auto& row : matvae::experiment_rows())
     if (row != "pca") EXPECT_NO_THROW(matvae::family(matvae::family_of_row(row))) << row;
+}
+
+TEST(TuningTest, EveryProfileNamesRealRowsFamiliesAndCandidates) {
+  // A profile's fixed settings are looked up only when its models are planned; a misspelt one must
+  // fail here, not minutes into a user's first run.
+  for (const char* name : {"quick", "full", "tiny"}) {
+    SCOPED_TRACE(name);
+    const matvae::ExperimentProfile p = matvae::experiment_profile(name);
+    for (const auto& row : p.rows)
+      EXPECT_NE(std::find(matvae::experiment_rows().begin(), matvae::experiment_rows().end(), row),
+                matvae::experiment_rows().end())
+          << row;
+    EXPECT_NO_THROW(matvae::candidate(matvae::family("mrl-mmd"), p.mrl_variant));
+    for (const auto& c : p.choices) {
+      EXPECT_NO_THROW(matvae::candidate(matvae::family(c.family), c.candidate)) << c.family << " " << c.candidate;
+      EXPECT_TRUE(c.m == 0 || matvae::family(c.family).per_m) << c.family << " is one model for every m";
+    }
+  }
+  // The quick profile is the full profile's rows at the settings its tuning chose.
+  const auto quick = matvae::experiment_profile("quick");
+  EXPECT_FALSE(quick.tune);
+  EXPECT_EQ(quick.mrl_variant, "separate-2+balance+full-heavy");
+  EXPECT_EQ(quick.rows, (std::vector<std::string>{"mrl-mmd", "mmd-at-m", "mmd-trunc", "pca"}));
 }
 
 TEST(TuningTest, TheRuleIsTheSmallestWorstRegretThenTheMean) {

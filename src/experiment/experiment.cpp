@@ -178,7 +178,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
       schedule.log(fmt::format("{}: tuning done; the mrl-mmd row uses '{}'", dataset,
                                choice.of(family("mrl-mmd"), profile.latent)));
     }
-    book.set_choice(dataset, choice, o.dims, profile.latent);
+    book.set_choice(dataset, choice, o.rows, o.dims, profile.latent);
     auto& mrl = mrl_of.emplace_back();
     for (uint64_t seed : o.seeds) mrl.push_back(plan_seed(ctx, seed, choice, data, tasks));
   }

@@ -1,6 +1,7 @@
 // Gathering and writing results.json; see results.h.
 #include "matvae/experiment/results.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "matvae/data/dataset.h"
@@ -81,9 +82,11 @@ void ResultsBook::add_results(const std::vector<Task>& tasks) {
     for (const auto& [m, metrics] : t.result.items()) results_[t.dataset][t.row][m][std::to_string(t.seed)] = metrics;
 }
 
-void ResultsBook::set_choice(const std::string& dataset, const Choice& choice, const std::vector<int64_t>& dims,
-                             int64_t latent) {
+void ResultsBook::set_choice(const std::string& dataset, const Choice& choice, const std::vector<std::string>& rows,
+                             const std::vector<int64_t>& dims, int64_t latent) {
   for (const Family& fam : families()) {
+    if (std::none_of(rows.begin(), rows.end(), [&](const std::string& r) { return family_of_row(r) == fam.name; }))
+      continue;
     json& c = chosen_[dataset][fam.name];
     if (fam.per_m) {
       for (int64_t m : dims) c[std::to_string(m)] = choice.of(fam, m);

@@ -101,8 +101,8 @@ std::string header_section(const Page& page) {
               "family, at every m, in points of linear-probe and 1-NN accuracy and in half-nats of reconstruction "
               "(2 nats weigh as one point); the smallest worst regret wins, within 0.1 the smallest mean regret. "
               "Rows trained at each m choose at each m. The appendix lists every candidate.\n\n"
-            : "**Tuning.** None: every row uses its default settings (run with `--tune` to choose them on validation "
-              "data).\n\n";
+            : "**Tuning.** None in this run: every row uses the profile's settings, listed for each data set (the "
+              "family's default, or what the profile fixes; run with `--tune` to choose them on validation data).\n\n";
   md += "Rows: ";
   for (size_t i = 0; i < page.rows.size(); ++i)
     md += fmt::format("{}`{}` = {}", i ? "; " : "", page.rows[i], row_title(doc, page.rows[i]));

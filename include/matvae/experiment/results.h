@@ -40,9 +40,10 @@ class ResultsBook {
   /// The training time of one MRL-MMD-VAE against the separately trained MMD-VAEs of `tasks`.
   void add_train_times(const std::string& dataset, uint64_t seed, const ModelJob& mrl, const std::vector<Task>& tasks,
                        const std::vector<int64_t>& dims);
-  /// What every family uses on `dataset` (at each of `dims` for per-m families): the tuned choice or
-  /// the defaults.
-  void set_choice(const std::string& dataset, const Choice& choice, const std::vector<int64_t>& dims, int64_t latent);
+  /// What each family of the `rows` run uses on `dataset` (at each of `dims` for per-m families): the
+  /// tuned choice or the profile's settings.
+  void set_choice(const std::string& dataset, const Choice& choice, const std::vector<std::string>& rows,
+                  const std::vector<int64_t>& dims, int64_t latent);
   void set_tuning(const std::string& dataset, nlohmann::ordered_json record) { tuning_[dataset] = std::move(record); }
 
   /// Writes out/results.json and returns its path.
