@@ -4,7 +4,6 @@
 // target expanded to [S * N, P]).
 #include "bench_check.h"
 #include "matvae/losses/bernoulli_prefixes.h"
-#include "matvae/util/threads.h"
 
 namespace {
 constexpr int64_t kPrefixes = 6, kPixels = 784;

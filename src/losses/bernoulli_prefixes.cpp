@@ -185,10 +185,8 @@ torch::Tensor bernoulli_nll_prefixes_plain(const torch::Tensor& logits, const to
 }
 
 torch::Tensor bernoulli_nll_prefixes(const torch::Tensor& logits, const torch::Tensor& x) {
-  TORCH_CHECK(logits.dim() == 3, "bernoulli_nll_prefixes: expected logits of shape [S, N, P], got ", logits.sizes());
-  TORCH_CHECK(x.dim() == 2 && x.size(0) == logits.size(1) && x.size(1) == logits.size(2),
-              "bernoulli_nll_prefixes: expected x of shape [N, P] = ", logits.sizes().slice(1), ", got ", x.sizes());
-  if (!fusable(logits, x)) return bernoulli_nll_prefixes_plain(logits, x);
+  if (!fusable(logits, x)) return bernoulli_nll_prefixes_plain(logits, x);  // which checks the shapes
+  check_prefix_shapes(logits, x, "bernoulli_nll_prefixes");
   if (!(torch::GradMode::is_enabled() && logits.requires_grad())) {
     torch::NoGradGuard no_grad;
     return fused_forward(logits, x, torch::Tensor());

@@ -168,9 +168,9 @@ torch::Tensor loss_mmd(const torch::Tensor& x, const torch::Tensor& y, const Mmd
 
 torch::Tensor loss_mmd_prefixes(const torch::Tensor& x, const torch::Tensor& y, const std::vector<int64_t>& nesting,
                                 const MmdOptions& options) {
+  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32) return loss_mmd_prefixes_aten(x, y, nesting, options);
   check_samples(x, y, options, "loss_mmd_prefixes");
   check_nesting(nesting, x.size(1), "loss_mmd_prefixes");
-  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32) return loss_mmd_prefixes_aten(x, y, nesting, options);
   // All N + M points in one matrix, so each block's Gram matrix is one matmul.
   const int64_t n = x.size(0);
   const auto z = torch::cat({x, y}, 0);  // [N + M, D]

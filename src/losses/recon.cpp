@@ -34,10 +34,14 @@ torch::Tensor loss_recon_prefixes(const torch::Tensor& logits, const torch::Tens
                                               : loss_recon_prefixes_plain(logits, x, likelihood);
 }
 
+void check_prefix_shapes(const torch::Tensor& logits, const torch::Tensor& x, const char* fn) {
+  TORCH_CHECK(logits.dim() == 3, fn, ": expected logits of shape [S, N, P], got ", logits.sizes());
+  TORCH_CHECK(x.dim() == 2 && x.size(0) == logits.size(1) && x.size(1) == logits.size(2), fn,
+              ": expected x of shape [N, P] = ", logits.sizes().slice(1), ", got ", x.sizes());
+}
+
 torch::Tensor loss_recon_prefixes_plain(const torch::Tensor& logits, const torch::Tensor& x, Likelihood likelihood) {
-  TORCH_CHECK(logits.dim() == 3, "loss_recon_prefixes: expected logits of shape [S, N, P], got ", logits.sizes());
-  TORCH_CHECK(x.dim() == 2 && x.size(0) == logits.size(1) && x.size(1) == logits.size(2),
-              "loss_recon_prefixes: expected x of shape [N, P] = ", logits.sizes().slice(1), ", got ", x.sizes());
+  check_prefix_shapes(logits, x, "loss_recon_prefixes");
   const int64_t S = logits.size(0), N = logits.size(1);
   // [S, N, P] -> [S*N, P] so the loss runs once over all prefixes.
   const auto target = x.unsqueeze(0).expand_as(logits).reshape({S * N, -1});

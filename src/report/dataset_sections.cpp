@@ -49,7 +49,8 @@ std::string data_and_settings(const Page& page, const std::string& dataset) {
                                 : fmt::format("`{}` at m = {}", name.get<std::string>(), m));
       parts.push_back(fmt::format("{}: {}", fam, fmt::join(at, ", ")));
     }
-    md += fmt::format("Settings{}: {}.\n\n", doc["options"].value("tune", false) ? " chosen by tuning" : " (the profile's, not tuned)",
+    const bool tuned = doc["options"].value("tune", false);
+    md += fmt::format("Settings{}: {}.\n\n", tuned ? " chosen by tuning" : " (the profile's, not tuned)",
                       fmt::join(parts, "; "));
   } else if (doc.contains("mrl_variant") && doc["mrl_variant"].contains(dataset)) {
     md += fmt::format("The `mrl-mmd` row is the variant `{}`.\n\n", doc["mrl_variant"][dataset].get<std::string>());

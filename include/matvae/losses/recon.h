@@ -26,6 +26,10 @@ torch::Tensor loss_recon_prefixes(const torch::Tensor& logits, const torch::Tens
 /// The same by loss_recon over x expanded to [S * N, P]: the reference path, for any likelihood.
 torch::Tensor loss_recon_prefixes_plain(const torch::Tensor& logits, const torch::Tensor& x, Likelihood likelihood);
 
+/// Throws c10::Error naming `fn` unless logits is [S, N, P] and x is [N, P]: the shapes every
+/// prefixes' loss takes.
+void check_prefix_shapes(const torch::Tensor& logits, const torch::Tensor& x, const char* fn);
+
 /// The decoder's mean output from its logits: sigmoid for intensities, the logits for kNormal.
 torch::Tensor output_mean(const torch::Tensor& logits, Likelihood likelihood);
 
