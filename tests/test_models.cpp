@@ -93,6 +93,75 @@ TEST_F(VaeTest, ForwardShapesAndReparameterisation) {
   EXPECT_TRUE(tensors_close(out.z, out.mu + eps * torch::exp(0.5 * out.logvar), 1e-6));
 }
 
+/// A submodule of `model` by its registered name, as the type it was registered with.
+template <class M>
+std::shared_ptr<M> child(const Vae& model, const std::string& name) {
+  const auto c = std::dynamic_pointer_cast<M>(model->named_children()[name]);
+  if (!c) throw std::runtime_error("no child " + name);
+  return c;
+}
+
+/// Prefix m's logits through the registered modules' own forward passes (Linear, ReLU, Sequential):
+/// the reference for the model's fused layers, which place each ReLU themselves.
+torch::Tensor decode_by_hand(const Vae& model, const torch::Tensor& z, int64_t m) {
+  const auto children = model->named_children();
+  const auto zm = z.narrow(1, 0, m);
+  torch::Tensor h;
+  if (model->options().decoder() == DecoderForm::kTied) {
+    const auto first = child<torch::nn::LinearImpl>(model, "decoder_first");
+    h = torch::nn::functional::linear(zm, first->weight.narrow(1, 0, m), first->bias);
+  } else {
+    h = child<torch::nn::LinearImpl>(model, "decoder_first_" + std::to_string(m))->forward(zm);
+    if (children.contains("decoder_private_" + std::to_string(m)))
+      h = child<torch::nn::SequentialImpl>(model, "decoder_private_" + std::to_string(m))->forward(h);
+  }
+  if (children.contains("decoder_rest")) h = child<torch::nn::SequentialImpl>(model, "decoder_rest")->forward(h);
+  return h;
+}
+
+TEST_F(VaeTest, ForwardMatchesTheLayersComposedByHand) {
+  // Every decoder form, two hidden layers: value and parameter gradients of encode and decode.
+  for (DecoderForm form :
+       {DecoderForm::kTied, DecoderForm::kSeparate, DecoderForm::kSeparateTwo, DecoderForm::kIndependent}) {
+    SCOPED_TRACE(matvae::to_string(form));
+    Vae model(VaeOptions(30, 8).hidden({24, 16}).nesting({2, 4, 8}).decoder(form));
+    const auto x = torch::rand({9, 30});
+    const auto [mu, logvar] = model->encode(x);
+    const auto h = child<torch::nn::SequentialImpl>(model, "encoder")->forward(x);
+    EXPECT_TRUE(tensors_close(mu, child<torch::nn::LinearImpl>(model, "mu")->forward(h), 1e-5));
+    EXPECT_TRUE(tensors_close(logvar, child<torch::nn::LinearImpl>(model, "logvar")->forward(h), 1e-5));
+
+    const auto z = torch::randn({9, 8});
+    const auto w = torch::randn({3, 9, 30});
+    const auto all = model->decode_prefixes(z);
+    std::vector<torch::Tensor> by_hand;
+    for (int64_t m : {2, 4, 8}) by_hand.push_back(decode_by_hand(model, z, m));
+    const auto want = torch::stack(by_hand);
+    ASSERT_TRUE(tensors_close(all, want, 1e-5));
+    for (int64_t k = 0; k < 3; ++k) EXPECT_TRUE(tensors_close(model->decode(z.narrow(1, 0, 2 << k)), want[k], 1e-5));
+
+    // The gradients to every parameter, through the encoder too (z from mu).
+    const auto loss = [&](bool fused) {
+      model->zero_grad();
+      const auto code = model->encode(x).first;
+      std::vector<torch::Tensor> rows;
+      if (!fused)
+        for (int64_t m : {2, 4, 8}) rows.push_back(decode_by_hand(model, code, m));
+      (fused ? model->decode_prefixes(code) : torch::stack(rows)).mul(w).sum().backward();
+      std::vector<torch::Tensor> grads;
+      for (const auto& p : model->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+      return grads;
+    };
+    const auto fused = loss(true), plain = loss(false);
+    ASSERT_EQ(fused.size(), plain.size());
+    for (size_t i = 0; i < fused.size(); ++i) {
+      SCOPED_TRACE("parameter " + std::to_string(i));
+      ASSERT_EQ(fused[i].defined(), plain[i].defined());
+      if (fused[i].defined()) EXPECT_TRUE(tensors_close(fused[i], plain[i], 1e-4));
+    }
+  }
+}
+
 TEST(NestingTest, RejectsBadLists) {
   using matvae::check_nesting;
   using matvae::UsageError;

@@ -3,7 +3,47 @@
 
 #include <numeric>
 
+#include "matvae/models/linear_relu.h"
+#include "matvae/models/reparameterize.h"
+
 namespace matvae {
+namespace {
+
+bool is_relu(const std::shared_ptr<torch::nn::Module>& m) {
+  return std::dynamic_pointer_cast<torch::nn::ReLUImpl>(m) != nullptr;
+}
+
+/// Runs a stack of Linear and ReLU modules on h with each Linear and the ReLU after it as one
+/// linear_relu. `input_activated`: the stack starts with a ReLU that the caller applied already
+/// (fused into the layer before). `activate_output`: the caller's next module is a ReLU, applied
+/// here (fused into the stack's last Linear).
+torch::Tensor run_stack(const torch::nn::Sequential& stack, torch::Tensor h, bool input_activated,
+                        bool activate_output) {
+  const auto modules = stack->children();
+  size_t i = 0;
+  if (input_activated) {
+    TORCH_CHECK(!modules.empty() && is_relu(modules[0]), "the stack does not start with a ReLU");
+    i = 1;
+  }
+  for (; i < modules.size(); ++i) {
+    if (is_relu(modules[i])) {
+      h = torch::relu(h);
+      continue;
+    }
+    const auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(modules[i]);
+    TORCH_CHECK(linear, "a stack holds only Linear and ReLU modules");
+    const bool relu_next = i + 1 < modules.size() && is_relu(modules[i + 1]);
+    if (relu_next || (i + 1 == modules.size() && activate_output)) {
+      h = linear_relu(h, linear->weight, linear->bias);
+      if (relu_next) ++i;
+    } else {
+      h = torch::nn::functional::linear(h, linear->weight, linear->bias);
+    }
+  }
+  return h;
+}
+
+}  // namespace
 
 VaeImpl::VaeImpl(const VaeOptions& options) : options_(options) {
   check_nesting(options_.nesting(), options_.latent());
@@ -53,15 +93,25 @@ VaeImpl::VaeImpl(const VaeOptions& options) : options_(options) {
 }
 
 std::pair<torch::Tensor, torch::Tensor> VaeImpl::encode(const torch::Tensor& x) {
-  const auto h = encoder_->forward(x);
+  const auto h = run_stack(encoder_, x, /*input_activated=*/false, /*activate_output=*/false);
   return {mu_head_->forward(h), logvar_head_->forward(h)};
 }
 
-torch::Tensor VaeImpl::decoder_rest(const torch::Tensor& h) { return decoder_rest_ ? decoder_rest_->forward(h) : h; }
+torch::Tensor VaeImpl::decoder_rest(const torch::Tensor& h) {
+  return decoder_rest_ ? run_stack(decoder_rest_, h, /*input_activated=*/true, /*activate_output=*/false) : h;
+}
+
+torch::Tensor VaeImpl::first_layer(const torch::Tensor& pre_activation, const torch::Tensor& bias) {
+  return decoder_rest_ ? bias_relu(pre_activation, bias) : pre_activation + bias;
+}
 
 torch::Tensor VaeImpl::decode_owned(int64_t k, const torch::Tensor& z_prefix) {
-  const auto h = first_separate_[static_cast<size_t>(k)]->forward(z_prefix);
-  return private_rest_.empty() ? h : private_rest_[static_cast<size_t>(k)]->forward(h);
+  auto& first = first_separate_[static_cast<size_t>(k)];
+  const bool shared_after = static_cast<bool>(decoder_rest_);
+  if (private_rest_.empty())
+    return shared_after ? linear_relu(z_prefix, first->weight, first->bias) : first->forward(z_prefix);
+  const auto h = linear_relu(z_prefix, first->weight, first->bias);  // private_rest_ starts with a ReLU
+  return run_stack(private_rest_[static_cast<size_t>(k)], h, /*input_activated=*/true, shared_after);
 }
 
 torch::Tensor VaeImpl::decode(const torch::Tensor& z_prefix) {
@@ -71,7 +121,7 @@ torch::Tensor VaeImpl::decode(const torch::Tensor& z_prefix) {
   TORCH_CHECK(pos != nesting.end(), "prefix size ", m, " is not in the nesting list");
   torch::Tensor h;
   if (options_.decoder() == DecoderForm::kTied) {
-    h = torch::nn::functional::linear(z_prefix, first_tied_->weight.narrow(1, 0, m), first_tied_->bias);
+    h = first_layer(torch::mm(z_prefix, first_tied_->weight.narrow(1, 0, m).t()), first_tied_->bias);
   } else {
     h = decode_owned(pos - nesting.begin(), z_prefix);
   }
@@ -110,7 +160,7 @@ torch::Tensor VaeImpl::decode_prefixes(const torch::Tensor& z, const std::vector
     }
     auto h = torch::stack(first).cumsum(0);  // [chosen.back() + 1, N, H]
     if (S < static_cast<int64_t>(first.size())) h = h.index_select(0, torch::tensor(chosen, torch::kInt64));
-    h = h + first_tied_->bias;  // [S, N, H]
+    h = first_layer(h, first_tied_->bias);  // [S, N, H]
     return decoder_rest(h.view({S * N, -1})).view({S, N, -1});
   }
   for (const int64_t k : chosen) first.push_back(decode_owned(k, z.narrow(1, 0, nesting[k])));
@@ -124,7 +174,7 @@ VaeOutput VaeImpl::forward(const torch::Tensor& x, at::Generator gen, const std:
   const auto eps = rows.total < 0 ? at::randn(out.mu.sizes(), gen, out.mu.options())
                                   : at::randn({rows.total, out.mu.size(1)}, gen, out.mu.options())
                                         .narrow(0, rows.offset, out.mu.size(0));
-  out.z = out.mu + eps * torch::exp(0.5 * out.logvar);
+  out.z = reparameterize(out.mu, out.logvar, eps);
   out.prefixes = check_prefixes(which);
   out.logits = decode_prefixes(code_mask.defined() ? out.z * code_mask : out.z, out.prefixes);
   return out;

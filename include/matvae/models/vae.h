@@ -67,7 +67,10 @@ class VaeImpl : public torch::nn::Module {
   const VaeOptions& options() const { return options_; }
 
  private:
+  // The forward passes run each Linear with the ReLU after it as one linear_relu (linear_relu.h), so
+  // where a ReLU crosses from one part of the decoder to the next, the part before applies it.
   torch::Tensor decoder_rest(const torch::Tensor& h);  // the shared layers after the owned ones, to logits
+  torch::Tensor first_layer(const torch::Tensor& pre_activation, const torch::Tensor& bias);  // tied: + bias (+ ReLU)
   torch::Tensor decode_owned(int64_t k, const torch::Tensor& z_prefix);  // prefix k's own layers (separate forms)
   std::vector<int64_t> check_prefixes(const std::vector<int64_t>& which) const;  // {} -> 0..K-1
 
