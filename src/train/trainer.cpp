@@ -14,6 +14,7 @@
 #include "matvae/io/image_grid.h"
 #include "matvae/train/build_model.h"
 #include "matvae/train/code_dropout.h"
+#include "matvae/train/fresh_gradients.h"
 #include "matvae/train/fused_adam.h"
 #include "matvae/train/run_folder.h"
 #include "matvae/train/warm_start.h"
@@ -190,7 +191,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
   EpochOutcome out;
   Batch batch;
   while (batches.next(batch)) {
-    s.optimizer.zero_grad();
+    const std::vector<bool> had_gradient = drop_gradients(s.model->parameters());
     const std::vector<int64_t> which = Objective::draw_prefixes(K, config.prefix_sample, s.gen);
     // Every rank draws the whole batch's random numbers and keeps its own rows of them.
     const BatchShard shard = BatchShard::of(s.ranks, batch.images.size(0));
@@ -209,6 +210,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
                               p.global_step + 1, p.epoch + 1, bad, t.loss != t.loss ? "NaN" : "infinite",
                               s.folder.state_file().string()));
     terms.total.backward();
+    restore_zero_gradients(s.model->parameters(), had_gradient);
     const bool stop = sum_gradients(s, hooks.stop && hooks.stop->load());
     s.optimizer.step();
     if (!p.balance.empty()) update_balance(p.balance, terms.terms, which);
