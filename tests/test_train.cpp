@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <thread>
 #include <nlohmann/json.hpp>
 
@@ -285,13 +287,22 @@ TEST(SetThreads, EveryThreadOfTheTeamFlushesSubnormalsToZero) {
   };
   const auto team_keeping = [&] {  // how many threads of this thread's 2-thread team keep subnormals
     std::atomic<int> kept{0}, ran{0};
+    std::mutex mutex;
+    std::set<std::thread::id> threads;
     at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        threads.insert(std::this_thread::get_id());
+      }
       for (int64_t i = begin; i < end; ++i) {
         ++ran;
         if (subnormal_survives()) ++kept;
       }
     });
     EXPECT_EQ(ran.load(), 2);
+    // Two OS threads, or the team is not what it checks: built without OpenMP, at::parallel_for
+    // runs everything on the calling thread (and then every fused kernel runs on one core).
+    EXPECT_EQ(threads.size(), 2u) << "at::parallel_for ran on one thread: matvae built without -fopenmp?";
     return kept.load();
   };
   std::thread([&] {

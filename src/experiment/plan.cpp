@@ -96,7 +96,7 @@ ModelJob make_job(const std::string& dataset, TrainConfig c, const fs::path& run
   resolve(c);
   const std::string name =
       fmt::format("{}-d{}-s{}-{}", to_string(c.model), c.latent, c.seed, config_hash(c).substr(0, 10));
-  return {dataset, c, runs / dataset / name};
+  return {dataset, c, runs / dataset / name, nullptr, false};
 }
 
 TrainTest evaluation_data(const TrainTest& full, const ExperimentProfile& p) {

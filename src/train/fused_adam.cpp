@@ -23,6 +23,26 @@ bool fusable(const std::vector<torch::optim::OptimizerParamGroup>& groups) {
   return true;
 }
 
+/// One step's scalars, as floats.
+struct AdamScalars {
+  float b1, one_minus_b1, b2, one_minus_b2, sqrt_bc2, eps, neg_step, decay;
+};
+
+/// Adam's update of n elements. A plain function, not the body of parallel_for's lambda: inside the
+/// lambda, built with -fopenmp, GCC 12 does not vectorise the loop (its scalars are read through the
+/// closure), and the step's update ran 3x slower.
+void adam_update(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v,
+                 int64_t n, const AdamScalars k) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i] + k.decay * w[i];  // decay 0 adds an exact 0
+    const float mi = m[i] * k.b1 + k.one_minus_b1 * gi;
+    const float vi = v[i] * k.b2 + k.one_minus_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] += k.neg_step * (mi / (std::sqrt(vi) / k.sqrt_bc2 + k.eps));
+  }
+}
+
 }  // namespace
 
 torch::Tensor FusedAdam::step(LossClosure closure) {
@@ -64,21 +84,9 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
       const float* const g_all = p.grad().data_ptr<float>();
       float* const m_all = state.exp_avg().data_ptr<float>();
       float* const v_all = state.exp_avg_sq().data_ptr<float>();
+      const AdamScalars k{b1, one_minus_b1, b2, one_minus_b2, sqrt_bc2, eps, neg_step, decay};
       at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
-        // Distinct tensors, so the pointers do not alias: the loop vectorises.
-        float* __restrict w = w_all + begin;
-        const float* __restrict g = g_all + begin;
-        float* __restrict m = m_all + begin;
-        float* __restrict v = v_all + begin;
-        const int64_t n = end - begin;
-        for (int64_t i = 0; i < n; ++i) {
-          const float gi = g[i] + decay * w[i];  // decay 0 adds an exact 0
-          const float mi = m[i] * b1 + one_minus_b1 * gi;
-          const float vi = v[i] * b2 + one_minus_b2 * gi * gi;
-          m[i] = mi;
-          v[i] = vi;
-          w[i] += neg_step * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
-        }
+        adam_update(w_all + begin, g_all + begin, m_all + begin, v_all + begin, end - begin, k);
       });
     }
   }
