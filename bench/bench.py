@@ -152,11 +152,19 @@ def matvae_train(tmp, data, model, decoder, latent, batch, threads, steps, epoch
     }
 
 
+# glibc's heap thresholds, as matvae sets them for itself (src/util/threads.cpp, keep_freed_memory): the
+# reference runs with the same ones, through glibc's environment variables. Without them glibc returns a
+# step's large temporaries to the system and page-faults them back in on the next step, and the plain
+# reference's MMD-VAE step took 1.5-5x as long from one identical run to the next: the ratio would
+# measure glibc's heap, not the code.
+REFERENCE_HEAP_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+
+
 def reference_train(data, model, decoder, batch, threads, steps, warmup, limit):
     cmd = [sys.executable, REFERENCE, "--model", model, "--decoder", decoder or "tied", "--batch", str(batch),
            "--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup), "--data", data,
            "--limit", str(limit)]
-    wall, out = run(cmd)
+    wall, out = run(cmd, env={**os.environ, **REFERENCE_HEAP_ENV})
     r = json.loads(out.strip().splitlines()[-1])
     r["wall_s"] = wall
     return r
@@ -708,6 +716,11 @@ def main():
         N.append("warning: matvae and python3-torch do not load the same torch/BLAS libraries "
                  f"(matvae: {libs.get('matvae')}; python: {libs.get('python_torch')}): the ceiling and ratios are "
                  "not like for like.")
+    N.append("The reference runs with matvae's glibc heap thresholds ("
+             + ", ".join(f"{k}={v}" for k, v in REFERENCE_HEAP_ENV.items())
+             + "): freed temporaries stay in the heap in both, so the ratio compares code, not the allocator's "
+             "settings. (Result files before session 11 ran the reference without them; its MMD steps then "
+             "page-faulted and varied 1.5-5x from run to run, which inflated the mmd and mrl-mmd ratios.)")
     N.append(f"Data: {res['settings']['data']}, held in memory; every run uses the first {steps} x batch training "
              "images; seed 0. matvae's per-epoch test evaluation is not in its figures.")
     N.append("Useful FLOPs count the layer products only (MMD kernels, losses and Adam are free): forward, weight "
