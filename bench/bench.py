@@ -732,6 +732,12 @@ def main():
         N.append(f"warning: the machine was busy (load {meta['loadavg_start']} at start, {meta['loadavg_end']} at "
                  "end): other work shares the cores, and 2-thread figures in particular suffer (a descheduled "
                  "OpenMP thread stalls every parallel region). Rerun on an idle machine for figures to quote.")
+    over = [f"{c['label']} b{c['batch']} t{c['threads']}" for c in res["grid"]
+            if (c.get("products_ceiling_fraction") or 0) > 1.0]
+    if over and not quick:
+        N.append(f"warning: the layer products alone ran faster than the measured ceiling ({', '.join(over)}): the "
+                 "ceiling's one-second measurement read low (other load while it ran), so every % ceiling figure "
+                 "here is too high. Rerun for figures to quote.")
     if quick:
         N.append(f"--quick-steps: {steps} steps per measurement, 1 thread only (sections 2-5), a "
                  f"{ceiling_size}-matrix ceiling and a {QUICK_SUBSET[0]}/{QUICK_SUBSET[1]}-image data subset: "
