@@ -254,17 +254,11 @@ def render(res):
     if c.get("error"):
         L.append(f"failed: {c['error']}")
     else:
-        shape = f"{c['size']}x{c['size']} @ {c['size']}x{c['size']}"
-        if "gflops_mean" in c:
-            L.append(f"| threads | GFLOP/s, the fastest product ({shape}) | GFLOP/s, mean over {c['seconds']} s |")
-            L.append("|---|---|---|")
-            for t, g in c["gflops"].items():
-                L.append(f"| {t} | {g:.1f} | {c['gflops_mean'][t]:.1f} |")
-        else:  # result files before session 11: the mean over the window only
-            L.append(f"| threads | GFLOP/s ({shape}, {c['seconds']} s) |")
-            L.append("|---|---|")
-            for t, g in c["gflops"].items():
-                L.append(f"| {t} | {g:.1f} |")
+        L.append(f"| threads | GFLOP/s, the fastest product ({c['size']}x{c['size']} @ {c['size']}x{c['size']}) "
+                 f"| GFLOP/s, mean over {c['seconds']} s |")
+        L.append("|---|---|---|")
+        for t, g in c["gflops"].items():
+            L.append(f"| {t} | {g:.1f} | {c['gflops_mean'][t]:.1f} |")
     L.append("")
     L.append("## 2-3. Training throughput: matvae vs plain PyTorch reference")
     L.append("")
