@@ -29,8 +29,8 @@ struct AdamScalars {
 };
 
 /// Adam's update of n elements. A plain function, not the body of parallel_for's lambda: inside the
-/// lambda, built with -fopenmp, GCC 12 does not vectorise the loop (its scalars are read through the
-/// closure), and the step's update ran 3x slower.
+/// lambda, built with -fopenmp, GCC 12 did not vectorise the loop (-fopt-info-vec: "no vectype for
+/// stmt"), and Adam went from 7% to 22% of a 1-thread step. Distinct tensors: the pointers do not alias.
 void adam_update(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v,
                  int64_t n, const AdamScalars k) {
   for (int64_t i = 0; i < n; ++i) {
