@@ -16,7 +16,7 @@ matvae::Vae model_with_grads() {
 
 template <typename Optimizer>
 void BM_Adam(benchmark::State& state) {
-  matvae_bench::setup(3);
+  matvae_bench::setup(3, state.range(0));
   auto plain = model_with_grads(), fast = model_with_grads();
   torch::optim::Adam reference(plain->parameters(), torch::optim::AdamOptions(1e-3));
   Optimizer timed(fast->parameters(), torch::optim::AdamOptions(1e-3));
@@ -35,5 +35,11 @@ void BM_Adam(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK_TEMPLATE(BM_Adam, matvae::FusedAdam)->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(BM_Adam, torch::optim::Adam)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_Adam, matvae::FusedAdam)
+    ->ArgsProduct({matvae_bench::kThreads})
+    ->ArgNames({"threads"})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_Adam, torch::optim::Adam)
+    ->ArgsProduct({matvae_bench::kThreads})
+    ->ArgNames({"threads"})
+    ->Unit(benchmark::kMicrosecond);

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "matvae/util/threads.h"
 
@@ -32,10 +33,17 @@ inline bool checked(benchmark::State& state, const torch::Tensor& fast, const to
   return true;
 }
 
-/// One LibTorch thread, seeded inputs, and freed memory kept in the heap as training keeps it (large
-/// buffers reused, not faulted in anew): each benchmark measures the kernel alone, the same every run.
-inline void setup(uint64_t seed) {
-  torch::set_num_threads(1);
+/// The LibTorch thread counts every kernel is timed at (each benchmark's last argument, "threads").
+/// matvae's kernels split their rows with at::parallel_for, which splits only in code built with
+/// OpenMP; matvae once was not, and its kernels ran on one thread of two. Both counts side by side show
+/// whether a kernel uses the second core.
+inline const std::vector<int64_t> kThreads = {1, 2};
+
+/// `threads` LibTorch threads, seeded inputs, and freed memory kept in the heap as training keeps it
+/// (large buffers reused, not faulted in anew): each benchmark measures the kernel alone, the same
+/// every run.
+inline void setup(uint64_t seed, int64_t threads) {
+  torch::set_num_threads(static_cast<int>(threads));
   torch::manual_seed(seed);
   matvae::keep_freed_memory();
 }

@@ -18,7 +18,7 @@ torch::Tensor per_prefix(matvae::Vae& vae, const torch::Tensor& z) {
 }
 
 void BM_DecodePrefixes(benchmark::State& state) {
-  matvae_bench::setup(2);
+  matvae_bench::setup(2, state.range(2));
   auto vae = model(state.range(1) ? matvae::DecoderForm::kSeparate : matvae::DecoderForm::kTied);
   const auto z = torch::randn({state.range(0), 64});
   {
@@ -33,7 +33,7 @@ void BM_DecodePrefixes(benchmark::State& state) {
 }
 
 void BM_DecodeOnePerPrefix(benchmark::State& state) {
-  matvae_bench::setup(2);
+  matvae_bench::setup(2, state.range(2));
   auto vae = model(state.range(1) ? matvae::DecoderForm::kSeparate : matvae::DecoderForm::kTied);
   const auto z = torch::randn({state.range(0), 64});
   for (auto _ : state) {
@@ -43,8 +43,12 @@ void BM_DecodeOnePerPrefix(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+// separate: 0 = tied, 1 = separate.
+void args(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({{128, 256}, {0, 1}, matvae_bench::kThreads})->ArgNames({"batch", "separate", "threads"});
+}
+
 }  // namespace
 
-// Args: batch, separate (0 = tied, 1 = separate).
-BENCHMARK(BM_DecodePrefixes)->ArgsProduct({{128, 256}, {0, 1}})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_DecodeOnePerPrefix)->ArgsProduct({{128, 256}, {0, 1}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodePrefixes)->Apply(args)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeOnePerPrefix)->Apply(args)->Unit(benchmark::kMillisecond);

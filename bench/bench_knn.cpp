@@ -7,7 +7,7 @@
 namespace {
 
 void BM_Knn(benchmark::State& state) {
-  matvae_bench::setup(4);
+  matvae_bench::setup(4, state.range(1));
   const int64_t m = state.range(0);
   // Integer-valued codes, so that both paths compute distances exactly and agree on every tie.
   const auto train = torch::randint(-8, 8, {20000, m}).to(torch::kFloat32);
@@ -23,4 +23,7 @@ void BM_Knn(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Knn)->Arg(2)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Knn)
+    ->ArgsProduct({{2, 16, 64}, matvae_bench::kThreads})
+    ->ArgNames({"m", "threads"})
+    ->Unit(benchmark::kMillisecond);

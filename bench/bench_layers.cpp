@@ -24,7 +24,7 @@ std::pair<torch::Tensor, torch::Tensor> linear_step(F f, const torch::Tensor& x,
 
 template <class F>
 void run_linear(benchmark::State& state, F f) {
-  matvae_bench::setup(1);
+  matvae_bench::setup(1, state.range(3));
   const int64_t rows = state.range(0), in = state.range(1), out = state.range(2);
   const auto x = torch::randn({rows, in}).requires_grad_(true);
   const auto w = (torch::randn({out, in}) / std::sqrt(static_cast<double>(in))).requires_grad_(true);
@@ -45,7 +45,7 @@ void run_linear(benchmark::State& state, F f) {
 
 template <class F>
 void run_bias_relu(benchmark::State& state, F f) {
-  matvae_bench::setup(1);
+  matvae_bench::setup(1, state.range(2));
   const int64_t rows = state.range(0), cols = state.range(1);
   const auto h = torch::randn({rows, cols}).requires_grad_(true);
   const auto b = torch::randn({cols}).requires_grad_(true);
@@ -71,7 +71,7 @@ void run_bias_relu(benchmark::State& state, F f) {
 
 template <class F>
 void run_reparameterize(benchmark::State& state, F f) {
-  matvae_bench::setup(1);
+  matvae_bench::setup(1, state.range(1));
   const int64_t rows = state.range(0), cols = 64;
   const auto mu = torch::randn({rows, cols}).requires_grad_(true);
   const auto logvar = torch::randn({rows, cols}).requires_grad_(true);
@@ -101,16 +101,28 @@ void BM_ReparameterizeFused(benchmark::State& s) { run_reparameterize(s, matvae:
 void BM_ReparameterizePlain(benchmark::State& s) { run_reparameterize(s, matvae::reparameterize_plain); }
 
 // {rows, in, out}: the encoder's first layer at batch 128 and 256; the shared decoder layer on 6 prefixes.
-void linear_shapes(benchmark::internal::Benchmark* b) {
-  b->Args({128, 784, 512})->Args({256, 784, 512})->Args({768, 256, 512})->Args({1536, 256, 512});
+void linear_args(benchmark::internal::Benchmark* b) {
+  for (const auto& shape : std::vector<std::vector<int64_t>>{{128, 784, 512}, {256, 784, 512}, {768, 256, 512},
+                                                             {1536, 256, 512}})
+    for (int64_t t : matvae_bench::kThreads) b->Args({shape[0], shape[1], shape[2], t});
+  b->ArgNames({"rows", "in", "out", "threads"});
+}
+
+// {rows, cols}: the tied decoder's first layer, 6 prefixes of batch 128 and 256, width 256.
+void bias_relu_args(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({{768, 1536}, {256}, matvae_bench::kThreads})->ArgNames({"rows", "cols", "threads"});
+}
+
+// {rows}: the batch; the code is 64 wide.
+void reparameterize_args(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({{128, 256}, matvae_bench::kThreads})->ArgNames({"rows", "threads"});
 }
 
 }  // namespace
 
-BENCHMARK(BM_LinearReluFused)->Apply(linear_shapes)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_LinearReluPlain)->Apply(linear_shapes)->Unit(benchmark::kMicrosecond);
-// {rows, cols}: the tied decoder's first layer, 6 prefixes of batch 128 and 256, width 256.
-BENCHMARK(BM_BiasReluFused)->Args({768, 256})->Args({1536, 256})->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_BiasReluPlain)->Args({768, 256})->Args({1536, 256})->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ReparameterizeFused)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ReparameterizePlain)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_LinearReluFused)->Apply(linear_args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_LinearReluPlain)->Apply(linear_args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_BiasReluFused)->Apply(bias_relu_args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_BiasReluPlain)->Apply(bias_relu_args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ReparameterizeFused)->Apply(reparameterize_args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ReparameterizePlain)->Apply(reparameterize_args)->Unit(benchmark::kMicrosecond);

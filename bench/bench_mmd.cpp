@@ -18,7 +18,7 @@ torch::Tensor per_prefix(const torch::Tensor& x, const torch::Tensor& y) {
 }
 
 void BM_MmdAllPrefixes(benchmark::State& state) {
-  matvae_bench::setup(1);
+  matvae_bench::setup(1, state.range(1));
   const auto [x, y] = batch(state.range(0));
   if (!matvae_bench::checked(state, matvae::loss_mmd_prefixes(x, y, kNesting), per_prefix(x, y), 1e-5, "MMD"))
     return;
@@ -31,7 +31,7 @@ void BM_MmdAllPrefixes(benchmark::State& state) {
 }
 
 void BM_MmdAllPrefixesAten(benchmark::State& state) {
-  matvae_bench::setup(1);
+  matvae_bench::setup(1, state.range(1));
   const auto [x, y] = batch(state.range(0));
   for (auto _ : state) {
     const auto v = matvae::loss_mmd_prefixes_aten(x, y, kNesting);
@@ -42,7 +42,7 @@ void BM_MmdAllPrefixesAten(benchmark::State& state) {
 }
 
 void BM_MmdOnePerPrefix(benchmark::State& state) {
-  matvae_bench::setup(1);
+  matvae_bench::setup(1, state.range(1));
   const auto [x, y] = batch(state.range(0));
   for (auto _ : state) {
     per_prefix(x, y).sum().backward();
@@ -51,8 +51,12 @@ void BM_MmdOnePerPrefix(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+void args(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({{128, 256}, matvae_bench::kThreads})->ArgNames({"batch", "threads"});
+}
+
 }  // namespace
 
-BENCHMARK(BM_MmdAllPrefixes)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_MmdAllPrefixesAten)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_MmdOnePerPrefix)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmdAllPrefixes)->Apply(args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmdAllPrefixesAten)->Apply(args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmdOnePerPrefix)->Apply(args)->Unit(benchmark::kMicrosecond);

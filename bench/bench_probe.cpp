@@ -24,7 +24,7 @@ std::pair<torch::Tensor, torch::Tensor> autograd_loss(const Inputs& in, double l
 }
 
 void BM_ProbeLoss(benchmark::State& state) {
-  matvae_bench::setup(5);
+  matvae_bench::setup(5, state.range(1));
   const Inputs in = inputs(state.range(0));
   const auto objective = matvae::probe_objective(in.x, in.y, kClasses, 1e-3);
   const auto fast = matvae::probe_loss(objective, in.weight_t, in.bias);
@@ -35,13 +35,17 @@ void BM_ProbeLoss(benchmark::State& state) {
 }
 
 void BM_ProbeLossAutograd(benchmark::State& state) {
-  matvae_bench::setup(5);
+  matvae_bench::setup(5, state.range(1));
   const Inputs in = inputs(state.range(0));
   for (auto _ : state) benchmark::DoNotOptimize(autograd_loss(in, 1e-3).first.data_ptr());
   state.SetItemsProcessed(state.iterations() * kRows);
 }
 
+void args(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({{2, 64}, matvae_bench::kThreads})->ArgNames({"m", "threads"});
+}
+
 }  // namespace
 
-BENCHMARK(BM_ProbeLoss)->Arg(2)->Arg(64)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ProbeLossAutograd)->Arg(2)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ProbeLoss)->Apply(args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ProbeLossAutograd)->Apply(args)->Unit(benchmark::kMicrosecond);

@@ -28,7 +28,7 @@ std::pair<torch::Tensor, torch::Tensor> value_and_grad(Loss loss, const torch::T
 
 template <class Loss>
 void run(benchmark::State& state, Loss loss) {
-  matvae_bench::setup(1);
+  matvae_bench::setup(1, state.range(1));
   const auto [logits, x] = batch(state.range(0));
   const auto [fused, fused_grad] = value_and_grad(matvae::bernoulli_nll_prefixes, logits, x);
   const auto [plain, plain_grad] = value_and_grad(matvae::bernoulli_nll_prefixes_plain, logits, x);
@@ -48,7 +48,11 @@ void run(benchmark::State& state, Loss loss) {
 void BM_BernoulliFused(benchmark::State& state) { run(state, matvae::bernoulli_nll_prefixes); }
 void BM_BernoulliPlain(benchmark::State& state) { run(state, matvae::bernoulli_nll_prefixes_plain); }
 
+void args(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({{128, 256}, matvae_bench::kThreads})->ArgNames({"batch", "threads"});
+}
+
 }  // namespace
 
-BENCHMARK(BM_BernoulliFused)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_BernoulliPlain)->Arg(128)->Arg(256)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_BernoulliFused)->Apply(args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_BernoulliPlain)->Apply(args)->Unit(benchmark::kMicrosecond);
