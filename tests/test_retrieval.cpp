@@ -1,6 +1,7 @@
 // Retrieval and adaptive classification against known answers: a hand-computed mAP, the fast
 // metrics against a brute-force double loop, a funnel whose first short list is the whole database
-// equal to exact search, the MFLOPs of a funnel, and the cascade's two limits.
+// equal to exact search, its re-ranking stage against the same as tensor operations, the MFLOPs of a
+// funnel, and the cascade's two limits.
 #include <gtest/gtest.h>
 
 #include "matvae/eval/cascade.h"
@@ -59,6 +60,33 @@ TEST_F(RetrievalData, AFunnelOverTheWholeDatabaseIsExactSearch) {
   for (int64_t i = 0; i < 30; ++i)
     for (int64_t j = 0; j < 10; ++j) EXPECT_TRUE(middle[i].eq(funnel[i][j]).any().item<bool>());
   EXPECT_THROW(matvae::funnel_search(db, q, {{2, 20}, {8, 30}}), c10::Error);  // keeps more than it is given
+}
+
+TEST_F(RetrievalData, RerankEqualsThePlainTensorPath) {
+  // Real-valued codes (no ties) and small integers (many ties, broken by the lower index); each list
+  // in no particular order, as a short list from another prefix is; one and two threads.
+  const int64_t n = 500, t = 70, have = 120;
+  for (const bool integer : {false, true}) {
+    SCOPED_TRACE(integer);
+    const auto db = integer ? torch::randint(-2, 3, {n, 16}).to(torch::kFloat32) : torch::randn({n, 16});
+    const auto q = integer ? torch::randint(-2, 3, {t, 16}).to(torch::kFloat32) : torch::randn({t, 16});
+    std::vector<torch::Tensor> rows;
+    for (int64_t i = 0; i < t; ++i) rows.push_back(torch::randperm(n, kI64).narrow(0, 0, have));
+    const auto list = torch::stack(rows);
+    const int threads = at::get_num_threads();
+    for (const int count : {1, 2}) {  // 70 queries: two parallel tasks on two threads
+      at::set_num_threads(count);
+      for (const auto& [m, keep] : std::vector<std::pair<int64_t, int64_t>>{{4, 60}, {16, 10}, {16, have}}) {
+        SCOPED_TRACE(m);
+        EXPECT_TRUE(torch::equal(matvae::rerank(db, q, list, m, keep), matvae::rerank_plain(db, q, list, m, keep)));
+      }
+    }
+    at::set_num_threads(threads);
+  }
+  EXPECT_THROW(matvae::rerank(torch::zeros({5, 4}), torch::zeros({2, 4}), torch::full({2, 3}, 5, kI64), 4, 2),
+               c10::Error);  // an item outside the database
+  EXPECT_THROW(matvae::rerank(torch::zeros({5, 4}), torch::zeros({2, 4}), torch::zeros({2, 3}, kI64), 4, 4),
+               c10::Error);  // keeps more than it is given
 }
 
 TEST(Retrieval, FunnelCostAndTheDefaultCascade) {

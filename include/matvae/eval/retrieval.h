@@ -40,6 +40,17 @@ struct FunnelStage {
 /// db: [N, D], queries: [T, D] -> [T, last keep] database indices, best first.
 torch::Tensor funnel_search(const torch::Tensor& db, const torch::Tensor& queries, const std::vector<FunnelStage>& stages);
 
+/// One later stage of a funnel: each query's candidates list [T, have] (database indices) ranked by
+/// the exact float64 distance at prefix m (then by the lower index), the best `keep` -> [T, keep].
+torch::Tensor rerank(const torch::Tensor& db, const torch::Tensor& queries, const torch::Tensor& list, int64_t m,
+                     int64_t keep);
+
+/// The same in tensor operations (the candidates gathered to [T, have, m], sorted by index, then
+/// stably by distance): the plain path rerank is tested and benchmarked against. Memory grows as
+/// T * have * m doubles, several times over.
+torch::Tensor rerank_plain(const torch::Tensor& db, const torch::Tensor& queries, const torch::Tensor& list, int64_t m,
+                           int64_t keep);
+
 /// Distance computations' floating-point operations per query, in millions: 2 * N * m for the first
 /// stage (a multiply-add per coordinate and item), then 2 * (previous keep) * m per stage. Exact search
 /// at m is the one-stage funnel.
