@@ -1,7 +1,7 @@
 // Exported models: the TorchScript module runs in C++ (torch::jit::load) and in Python
 // (torch.jit.load), its encode equals matvae's codes and its decode the model's, at every prefix and
 // for every decoder form; the weights file is a dict torch.load reads; the README's Python example
-// runs as written.
+// runs as written; a run whose data folder moved is read against the data folder given.
 #include <gtest/gtest.h>
 #include <torch/script.h>
 
@@ -75,6 +75,23 @@ TEST_F(Export, TheModuleEqualsTheModelInCppForEveryDecoderForm) {
       EXPECT_TRUE(contains(e.what(), "nesting list"));
     }
   }
+}
+
+TEST_F(Export, ARunWhoseDataMovedIsReadAgainstTheDataGiven) {
+  const fs::path run = trained("run", matvae::DecoderForm::kTied);
+  fs::rename(dir() / "data", dir() / "moved");
+  // Without a data folder the run's own is looked for, and its absence named.
+  try {
+    matvae::RunFolder(run).load();
+    ADD_FAILURE() << "loaded without its data";
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(contains(e.what(), (dir() / "data").string())) << e.what();
+  }
+  // With one (encode's and retrieve's --data), that one alone is read.
+  matvae::write_codes_npy(run, dir() / "moved", matvae::Split::kTest, 8, dir() / "codes.npy");
+  EXPECT_EQ(matvae::read_npy(dir() / "codes.npy").size(0), 30);
+  const auto j = matvae::retrieve_run(run, dir() / "moved");
+  EXPECT_EQ(j["retrieval"]["database"].get<int64_t>(), 120);
 }
 
 TEST_F(Export, PythonRunsTheModuleAndReadsTheWeights) {

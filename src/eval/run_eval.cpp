@@ -37,7 +37,7 @@ nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::v
 nlohmann::ordered_json retrieve_run(const std::filesystem::path& run_dir, const std::filesystem::path& data_dir,
                                     uint64_t seed) {
   const RunFolder folder(run_dir);
-  LoadedRun run = folder.load();
+  LoadedRun run = folder.load(data_dir);
   TrainConfig config = run.config;
   if (!config.is_mrl()) config.nesting = default_nesting(config.latent);  // its code truncated
   const TrainTest data = load_dataset(data_dir.empty() ? std::filesystem::path(config.data) : data_dir, config.classes);
@@ -55,7 +55,7 @@ nlohmann::ordered_json retrieve_run(const std::filesystem::path& run_dir, const 
 
 std::filesystem::path write_codes_npy(const std::filesystem::path& run_dir, const std::filesystem::path& data_dir,
                                       Split split, int64_t m, const std::filesystem::path& out) {
-  LoadedRun run = RunFolder(run_dir).load();
+  LoadedRun run = RunFolder(run_dir).load(data_dir);
   if (m < 1 || m > run.config.latent)
     throw UsageError(fmt::format("--dim: {} is outside 1..{} (the run's latent size)", m, run.config.latent));
   const Dataset data = load_split(data_dir, split, run.config.classes);

@@ -302,11 +302,11 @@ void RunFolder::save_checkpoint(Vae& model, const TrainConfig& config) const {
   save_archive(archive, checkpoint_file());
 }
 
-LoadedRun RunFolder::load() const {
+LoadedRun RunFolder::load(const fs::path& data) const {
   LoadedRun r;
   r.config = read_config();
   if (!is_finished()) throw Error(checkpoint_file().string() + ": no such file (the run has not finished)");
-  const Dataset probe = load_split(r.config.data, Split::kTest, r.config.classes);
+  const Dataset probe = load_split(data.empty() ? fs::path(r.config.data) : data, Split::kTest, r.config.classes);
   r.model = build_model(r.config, probe.pixels());
   torch::serialize::InputArchive archive;
   load_archive(archive, checkpoint_file());

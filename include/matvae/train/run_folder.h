@@ -121,8 +121,10 @@ class RunFolder {
   /// The config hash state.pt records (after verifying the file).
   std::string state_config_hash() const;
   void save_checkpoint(Vae& model, const TrainConfig& config) const;
-  /// The finished run (config.toml and checkpoint.pt). Throws Error naming what is missing or damaged.
-  LoadedRun load() const;
+  /// The finished run (config.toml and checkpoint.pt). The model's input size comes from a test split:
+  /// of `data` where given (a run trained elsewhere, or moved, read against a copy of its data), else
+  /// of the data folder the run names. Throws Error naming what is missing or damaged.
+  LoadedRun load(const std::filesystem::path& data = {}) const;
 
   /// Copies the files a run resumes from (settings, metrics, resume state) into a new folder `dest`,
   /// config.toml last: the start of a longer run of the same settings (resume with epochs).
