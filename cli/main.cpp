@@ -304,14 +304,14 @@ int run_experiment(ExperimentArgs& a) {
 }
 
 struct EvalArgs {
-  std::string run;
+  std::string run, data;
   std::vector<int64_t> dims;
   int64_t threads = 0;
 };
 
 int run_eval(const EvalArgs& a) {
   matvae::set_threads(a.threads);
-  const auto j = matvae::evaluate_run(a.run, a.dims);
+  const auto j = matvae::evaluate_run(a.run, a.dims, 0, a.data);
   std::printf("%-4s %8s %8s %8s %10s %10s %9s\n", "m", "probe", "1-NN", "5-NN", "recon", "sq.err", "MMD2");
   for (const auto& [m, v] : j["metrics"].items())
     std::printf("%-4s %8.4f %8.4f %8.4f %10.2f %10.2f %9.5f\n", m.c_str(), v["probe"].get<double>(),
@@ -447,6 +447,7 @@ int main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "Evaluate one trained model (probe, k-NN, reconstruction, MMD) per prefix");
   eval->add_option("--run", eval_args.run, "Run folder")->required();
   eval->add_option("--dims", eval_args.dims, "Prefix sizes (default: the nesting list)")->delimiter(',');
+  eval->add_option("--data", eval_args.data, "Data folder (default: the run's)");
   eval->add_option("--threads", eval_args.threads, "Threads (default: every core)")->check(CLI::NonNegativeNumber);
 
   EncodeArgs enc_args;

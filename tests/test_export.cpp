@@ -87,11 +87,13 @@ TEST_F(Export, ARunWhoseDataMovedIsReadAgainstTheDataGiven) {
   } catch (const std::exception& e) {
     EXPECT_TRUE(contains(e.what(), (dir() / "data").string())) << e.what();
   }
-  // With one (encode's and retrieve's --data), that one alone is read.
+  // With one (--data of eval, retrieve and encode), that one alone is read.
   matvae::write_codes_npy(run, dir() / "moved", matvae::Split::kTest, 8, dir() / "codes.npy");
   EXPECT_EQ(matvae::read_npy(dir() / "codes.npy").size(0), 30);
   const auto j = matvae::retrieve_run(run, dir() / "moved");
   EXPECT_EQ(j["retrieval"]["database"].get<int64_t>(), 120);
+  const auto e = matvae::evaluate_run(run, {8}, 0, dir() / "moved");
+  EXPECT_TRUE(e["metrics"].contains("8"));
 }
 
 TEST_F(Export, PythonRunsTheModuleAndReadsTheWeights) {

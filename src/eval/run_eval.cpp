@@ -12,9 +12,10 @@
 
 namespace matvae {
 
-nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::vector<int64_t> dims, uint64_t seed) {
+nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::vector<int64_t> dims, uint64_t seed,
+                                    const std::filesystem::path& data_dir) {
   const RunFolder folder(run_dir);
-  LoadedRun run = folder.load();
+  LoadedRun run = folder.load(data_dir);
   const bool mrl = run.config.is_mrl();
   if (dims.empty()) dims = run.config.nesting;
   for (int64_t m : dims) {
@@ -23,7 +24,11 @@ nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::v
     if (mrl && std::find(run.config.nesting.begin(), run.config.nesting.end(), m) == run.config.nesting.end())
       throw UsageError(fmt::format("--dims: {} is not in the run's nesting list", m));
   }
-  const TrainTest data = load_dataset(run.config.data, run.config.classes);
+  const TrainTest data = load_dataset(data_dir.empty() ? std::filesystem::path(run.config.data) : data_dir,
+                                      run.config.classes);
+  if (data.train.pixels() != run.model->options().input())
+    throw Error(fmt::format("{}: images have {} pixels but the model expects {}", data.train.source,
+                            data.train.pixels(), run.model->options().input()));
   const bool truncate = !mrl && !(dims.size() == 1 && dims[0] == run.config.latent);
   nlohmann::ordered_json j;
   j["run"] = run_dir.string();

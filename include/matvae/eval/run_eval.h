@@ -10,8 +10,10 @@
 namespace matvae {
 
 /// `matvae eval`: every metric of a finished run at `dims` (default: its nesting list; a plain model
-/// is evaluated truncated at dims up to its latent size). Writes run_dir/eval.json and returns it.
-nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::vector<int64_t> dims, uint64_t seed = 0);
+/// is evaluated truncated at dims up to its latent size), on `data_dir` (default: the run's data).
+/// Writes run_dir/eval.json and returns it.
+nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::vector<int64_t> dims, uint64_t seed = 0,
+                                    const std::filesystem::path& data_dir = {});
 
 /// `matvae retrieve`: the adaptive uses of a finished run's code (eval/adaptive.h), the test images
 /// of `data_dir` (default: the run's data) querying its training images: retrieval at every prefix
