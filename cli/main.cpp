@@ -38,6 +38,11 @@ std::atomic<bool> g_stop{false};
 // other ranks through it, so that they name this rank and stop.
 std::unique_ptr<matvae::RankGroup> g_ranks;
 
+/// One line to stderr in one write. The ranks of a job and their launcher share one stderr; a line
+/// written in pieces interleaves with theirs (a test saw "matvae: rank matvae: 1: rank 0 of 2 was
+/// lost", the launcher's prefix inside a rank's line).
+void say(const std::string& line) { std::cerr << line + "\n" << std::flush; }
+
 extern "C" void on_sigint(int) {
   g_stop.store(true);
   std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
@@ -96,7 +101,7 @@ std::optional<int> launch_if_asked(const RankArgs& a, int argc, char** argv, con
   o.nproc = a.nproc;
   // The survivors of a lost rank name it within the timeout; only then does the launcher end them.
   o.grace = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000) + 15000);
-  o.log = [](const std::string& line) { std::cerr << "matvae: " << line << "\n"; };
+  o.log = [](const std::string& line) { say("matvae: " + line); };
   return matvae::launch_local_ranks(std::vector<std::string>(argv + 1, argv + argc), o);
 }
 
@@ -113,7 +118,7 @@ struct DataInfoArgs {
 int run_data_fetch(const DataFetchArgs& a) {
   matvae::FetchOptions opt;
   opt.data_root = a.root;
-  opt.log = [](const std::string& line) { std::cerr << line << "\n"; };
+  opt.log = [](const std::string& line) { say(line); };
   for (const auto& ds : a.datasets) matvae::fetch_dataset(ds, opt);
   return 0;
 }
@@ -122,7 +127,7 @@ int run_data_info(const DataInfoArgs& a) {
   const auto data = matvae::load_dataset(a.dir, a.classes);
   std::cout << matvae::describe(data, a.dir);
   const std::string warn = matvae::blas_warning();
-  if (!warn.empty()) std::cerr << warn << "\n";
+  if (!warn.empty()) say(warn);
   return 0;
 }
 
@@ -242,13 +247,13 @@ int run_train(const TrainArgs& a) {
   if (!quiet)
     hooks.on_log = [&bar](const std::string& line) {
       bar.finish();
-      std::cerr << line << "\n";
+      say(line);
     };
   hooks.stop = &g_stop;
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
   const std::string warn = matvae::blas_warning();
-  if (!warn.empty() && speaks) std::cerr << warn << "\n";
+  if (!warn.empty() && speaks) say(warn);
 
   matvae::TrainResult result;
   std::string dir;
@@ -266,10 +271,10 @@ int run_train(const TrainArgs& a) {
   bar.finish();
   if (hooks.ranks) hooks.ranks->finish();
   if (result.interrupted) {
-    if (speaks) std::cerr << "interrupted: checkpoint saved; continue with: matvae train --resume " << dir << "\n";
+    if (speaks) say("interrupted: checkpoint saved; continue with: matvae train --resume " + dir);
     return 130;
   }
-  if (!quiet) std::cerr << "done: " << dir << " (" << result.train_seconds << " s of training)\n";
+  if (!quiet) say(fmt::format("done: {} ({} s of training)", dir, result.train_seconds));
   return 0;
 }
 
@@ -287,16 +292,16 @@ int run_experiment(ExperimentArgs& a) {
   a.options.ranks = join_ranks(a.ranks);
   // Every rank says what it trains, its lines marked with its rank.
   const std::string mark = a.options.ranks ? fmt::format("[rank {}] ", a.options.ranks->rank()) : std::string();
-  if (!a.quiet) a.options.log = [mark](const std::string& line) { std::cerr << mark + line + "\n"; };
+  if (!a.quiet) a.options.log = [mark](const std::string& line) { say(mark + line); };
   a.options.stop = &g_stop;
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
   const std::string warn = matvae::blas_warning();
-  if (!warn.empty()) std::cerr << warn << "\n";
+  if (!warn.empty()) say(warn);
   const auto result = matvae::run_experiment(a.options);
   if (a.options.ranks) a.options.ranks->finish();
   if (result.interrupted) {
-    std::cerr << mark << "interrupted: finished models are kept; run the same command again to resume\n";
+    say(mark + "interrupted: finished models are kept; run the same command again to resume");
     return 130;
   }
   if (!result.report_md.empty()) std::cout << result.report_md.string() << "\n";
@@ -379,9 +384,9 @@ int run_encode(const EncodeArgs& a) {
 int fail(const std::string& message, int code) {
   if (g_ranks) {
     g_ranks->report_failure(message);
-    std::cerr << "matvae: rank " << g_ranks->rank() << ": " << message << "\n";
+    say(fmt::format("matvae: rank {}: {}", g_ranks->rank(), message));
   } else {
-    std::cerr << "matvae: " << message << "\n";
+    say("matvae: " + message);
   }
   return code;
 }
@@ -485,7 +490,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "matvae: " << first_line(e.what()) << " (see --help)\n";
+    say("matvae: " + first_line(e.what()) + " (see --help)");
     return 2;
   }
 
