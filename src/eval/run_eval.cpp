@@ -11,6 +11,19 @@
 #include "matvae/util/file_io.h"
 
 namespace matvae {
+namespace {
+
+/// Both splits of `data_dir`, else of the run's own data folder; their images must fit the model.
+TrainTest run_data(const LoadedRun& run, const std::filesystem::path& data_dir) {
+  TrainTest data = load_dataset(data_dir.empty() ? std::filesystem::path(run.config.data) : data_dir,
+                                run.config.classes);
+  if (data.train.pixels() != run.model->options().input())
+    throw Error(fmt::format("{}: images have {} pixels but the model expects {}", data.train.source,
+                            data.train.pixels(), run.model->options().input()));
+  return data;
+}
+
+}  // namespace
 
 nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::vector<int64_t> dims, uint64_t seed,
                                     const std::filesystem::path& data_dir) {
@@ -24,11 +37,7 @@ nlohmann::ordered_json evaluate_run(const std::filesystem::path& run_dir, std::v
     if (mrl && std::find(run.config.nesting.begin(), run.config.nesting.end(), m) == run.config.nesting.end())
       throw UsageError(fmt::format("--dims: {} is not in the run's nesting list", m));
   }
-  const TrainTest data = load_dataset(data_dir.empty() ? std::filesystem::path(run.config.data) : data_dir,
-                                      run.config.classes);
-  if (data.train.pixels() != run.model->options().input())
-    throw Error(fmt::format("{}: images have {} pixels but the model expects {}", data.train.source,
-                            data.train.pixels(), run.model->options().input()));
+  const TrainTest data = run_data(run, data_dir);
   const bool truncate = !mrl && !(dims.size() == 1 && dims[0] == run.config.latent);
   nlohmann::ordered_json j;
   j["run"] = run_dir.string();
@@ -45,10 +54,7 @@ nlohmann::ordered_json retrieve_run(const std::filesystem::path& run_dir, const 
   LoadedRun run = folder.load(data_dir);
   TrainConfig config = run.config;
   if (!config.is_mrl()) config.nesting = default_nesting(config.latent);  // its code truncated
-  const TrainTest data = load_dataset(data_dir.empty() ? std::filesystem::path(config.data) : data_dir, config.classes);
-  if (data.train.pixels() != run.model->options().input())
-    throw Error(fmt::format("{}: images have {} pixels but the model expects {}", data.train.source,
-                            data.train.pixels(), run.model->options().input()));
+  const TrainTest data = run_data(run, data_dir);
   nlohmann::ordered_json j;
   j["run"] = run_dir.string();
   j["config_hash"] = config_hash(run.config);
