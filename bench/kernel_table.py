@@ -13,10 +13,9 @@ import re
 import sys
 
 
-def times(benchmarks):
-    """{(name without threads, threads): (real time, unit)}, medians where there are repetitions."""
+def times(benchmarks, medians):
+    """{(name without threads, threads): (real time, unit)}, the medians if `medians` (repetitions)."""
     out, errors = {}, []
-    medians = any(b.get("aggregate_name") == "median" for b in benchmarks)
     for b in benchmarks:
         if b.get("error_occurred"):
             errors.append(f"{b['name']}: {b.get('error_message', 'error')}")
@@ -40,13 +39,14 @@ def main():
         benchmarks = doc["benchmarks"]
     except (OSError, ValueError, KeyError) as e:
         sys.exit(f"kernel_table: {path}: not Google Benchmark's JSON ({e})")
-    t, errors = times(benchmarks)
+    medians = any(b.get("aggregate_name") == "median" for b in benchmarks)
+    t, errors = times(benchmarks, medians)
     counts = sorted({k[1] for k in t})
     names = list(dict.fromkeys(k[0] for k in t))  # the run's order
     ctx = doc.get("context", {})
     print(f"Kernel micro-benchmarks, commit {ctx.get('commit', '?')}, {ctx.get('date', '?')}, load average "
           f"{ctx.get('load_average', '?')} at the start, {ctx.get('num_cpus', '?')} CPUs. Forward and backward "
-          f"unless the file says otherwise; {'median of the repetitions' if any(b.get('aggregate_name') for b in benchmarks) else 'one run each'}.\n")
+          f"unless the file says otherwise; {'median of the repetitions' if medians else 'one run each'}.\n")
     speedup = len(counts) > 1 and counts[0] == 1
     head = [f"{c} thread{'s' if c > 1 else ''}" for c in counts] + ([f"{counts[-1]} over 1"] if speedup else [])
     print("| benchmark | " + " | ".join(head) + " |")
