@@ -5,6 +5,7 @@
 #include <glog/logging.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -37,6 +38,8 @@ std::atomic<bool> g_stop{false};
 // This process's place in a distributed job (null for one process); main reports a failure to the
 // other ranks through it, so that they name this rank and stop.
 std::unique_ptr<matvae::RankGroup> g_ranks;
+// The machine's and this process's CPU time when main began: the busy-machine check's first reading.
+matvae::CpuTimes g_started;
 
 /// One line to stderr in one write. The ranks of a job and their launcher share one stderr; a line
 /// written in pieces interleaves with theirs (a test saw "matvae: rank matvae: 1: rank 0 of 2 was
@@ -243,7 +246,20 @@ int run_train(const TrainArgs& a) {
   int64_t threads_override = a.threads_override;
   if (hooks.ranks && threads_override < 0) threads_override = default_rank_threads(*hooks.ranks);
   matvae::ProgressBar bar(!quiet);
-  hooks.on_step = [&bar](const matvae::StepProgress& p) { bar.update(p); };
+  // A second into the run, once: do other processes hold cores that this run's threads need?
+  bool busy_checked = !speaks || !g_started.ok;
+  hooks.on_step = [&bar, &busy_checked](const matvae::StepProgress& p) {
+    bar.update(p);
+    if (busy_checked) return;
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    if (std::chrono::duration<double>(now).count() - g_started.wall < 1.0) return;  // no /proc reads
+    busy_checked = true;
+    const std::string busy = matvae::busy_machine_warning(g_started, matvae::cpu_times(), torch::get_num_threads(),
+                                                          matvae::online_cores());
+    if (busy.empty()) return;
+    bar.finish();
+    say(busy);
+  };
   if (!quiet)
     hooks.on_log = [&bar](const std::string& line) {
       bar.finish();
@@ -397,6 +413,7 @@ int main(int argc, char** argv) {
   // c10d logs its connection retries and bind failures through glog; matvae reports each failure
   // itself, in one line that names the flag or variable, so only glog's fatal lines may print.
   FLAGS_minloglevel = google::GLOG_FATAL;
+  g_started = matvae::cpu_times();
   CLI::App app{"matvae: Matryoshka latent codes with MMD variational autoencoders"};
   app.set_version_flag("--version", matvae::version_string());
   app.require_subcommand(1);

@@ -1,12 +1,18 @@
-// Version strings and the BLAS speed check.
+// Version strings, the BLAS speed check and the busy-machine check.
 #include "matvae/util/machine.h"
 
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include <fmt/format.h>
@@ -90,6 +96,73 @@ std::string blas_warning() {
       "warning: float32 matrix products run at {:.1f} GFLOP/s, far below an optimised BLAS; "
       "install one with `apt-get install libopenblas0-openmp` (scripts/setup does) for ~10x faster training",
       g);
+}
+
+// ---------------------------------------------------------------- busy machine
+
+namespace {
+
+/// Busy clock ticks of all cores together: /proc/stat's first line less idle and iowait.
+bool machine_busy_ticks(double& ticks) {
+  std::ifstream in("/proc/stat");
+  std::string label;
+  if (!(in >> label) || label != "cpu") return false;
+  // user nice system idle iowait irq softirq steal (guest and guest_nice are inside user and nice)
+  double v[8];
+  for (double& x : v)
+    if (!(in >> x)) return false;
+  ticks = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  return true;
+}
+
+/// This process's user + system clock ticks, all threads: /proc/self/stat fields 14 and 15.
+bool self_ticks(double& ticks) {
+  std::ifstream in("/proc/self/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  const size_t paren = line.rfind(')');  // the command name may hold spaces and parentheses
+  if (paren == std::string::npos) return false;
+  std::istringstream fields(line.substr(paren + 1));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int k = 3; k <= 15; ++k) {  // field 3 (state) is the first after the name
+    if (!(fields >> field)) return false;
+    if (k == 14) utime = std::atof(field.c_str());
+    if (k == 15) stime = std::atof(field.c_str());
+  }
+  ticks = utime + stime;
+  return true;
+}
+
+}  // namespace
+
+CpuTimes cpu_times() {
+  CpuTimes t;
+  t.wall = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  double machine = 0, self = 0;
+  if (hz <= 0 || !machine_busy_ticks(machine) || !self_ticks(self)) return t;
+  t.machine = machine / hz;
+  t.self = self / hz;
+  t.ok = true;
+  return t;
+}
+
+int64_t online_cores() { return std::max<int64_t>(1, sysconf(_SC_NPROCESSORS_ONLN)); }
+
+std::string busy_machine_warning(const CpuTimes& since, const CpuTimes& now, int64_t threads, int64_t cores) {
+  const double seconds = now.wall - since.wall;
+  if (!since.ok || !now.ok || threads <= 1 || seconds < 1.0) return {};
+  // What the others used: every core's busy time less this process's own (its spinning included).
+  const double others = std::max(0.0, (now.machine - since.machine) - (now.self - since.self)) / seconds;
+  const double free = std::max(0.0, static_cast<double>(cores) - others);
+  if (static_cast<double>(threads) <= free + 0.5) return {};
+  const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(std::floor(free + 0.5)));
+  return fmt::format(
+      "warning: other processes kept {:.1f} of the {} cores busy over the last {:.0f} s: on {} threads that share "
+      "cores with them, LibTorch's OpenMP threads spin while they wait for one another, and training runs several "
+      "times slower than on {}; --threads {} (or OMP_WAIT_POLICY=passive) avoids it",
+      others, cores, seconds, threads, fit == 1 ? "1 thread" : fmt::format("{} threads", fit), fit);
 }
 
 }  // namespace matvae

@@ -1,7 +1,8 @@
-// What the run is made on: version, commit, threads, BLAS speed. Used for the BLAS warning,
-// and recorded in run folders and reports.
+// What the run is made on: version, commit, threads, BLAS speed, how busy the other processes keep
+// the cores. Used for the BLAS and busy-machine warnings, and recorded in run folders and reports.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace matvae {
@@ -23,5 +24,26 @@ double load_average();
 /// A one-line warning if matrix products are far below what an optimised BLAS gives on this kind
 /// of CPU (the reference BLAS is ~10x slower), naming the fix; empty if all is well.
 std::string blas_warning();
+
+/// CPU time used so far by the whole machine (every core, /proc/stat) and by this process (all its
+/// threads, /proc/self/stat), in seconds, with a steady wall clock: two readings tell how many cores
+/// other processes kept busy in between. ok = false where /proc cannot be read.
+struct CpuTimes {
+  bool ok = false;
+  double wall = 0;     // steady clock, s
+  double machine = 0;  // busy time of all cores together (not idle, not waiting for I/O), s
+  double self = 0;     // this process's user + system time, s
+};
+CpuTimes cpu_times();
+
+/// The machine's online cores: what /proc/stat's totals add up.
+int64_t online_cores();
+
+/// A one-line warning (or empty) when, between `since` and `now` (at least 1 s apart), other
+/// processes kept so many of the `cores` busy that this process's `threads` could not each have
+/// one. LibTorch's and OpenBLAS's OpenMP threads spin while they wait for one another, so a team
+/// that shares its cores runs several times slower than fewer threads on the free ones
+/// (bench/busy_machine.py). The warning says how many threads the free cores hold.
+std::string busy_machine_warning(const CpuTimes& since, const CpuTimes& now, int64_t threads, int64_t cores);
 
 }  // namespace matvae
