@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 
+from results_io import commit_stamp, write_result
+
 SETTINGS = (  # (label, threads, environment added)
     ("1 thread", 1, {}),
     ("2 threads", 2, {}),
@@ -74,9 +76,7 @@ def main():
     a = ap.parse_args()
     busy_levels = [int(b) for b in a.busy.split(",")]
 
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
+    commit = commit_stamp()
     load_start = os.getloadavg()[0]
     runs = {}  # (model, busy, setting) -> [images/s per round]
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,14 +103,9 @@ def main():
                 rows.append({"model": model, "busy_cores": busy, "setting": label, "threads": threads, "env": env,
                              "images_per_s": v, "median": statistics.median(v),
                              "vs_2_threads": statistics.median(v) / default_2})
-    result = {"name": a.name, "commit": commit + ("-dirty" if dirty else ""), "cores": os.cpu_count(),
+    result = {"name": a.name, "commit": commit, "cores": os.cpu_count(),
               "batch_size": a.batch_size, "rounds": a.rounds, "load_start": load_start, "load_end": load_end,
               "command": " ".join(sys.argv), "rows": rows}
-    os.makedirs(a.results, exist_ok=True)
-    base = os.path.join(a.results, f"{a.name}-busy")
-    with open(base + ".json.tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(base + ".json.tmp", base + ".json")
 
     md = [f"# Training on a busy machine: {a.name}", "",
           f"`{result['command']}` at commit {result['commit']}; {result['cores']} cores; batch {a.batch_size}, "
@@ -122,9 +117,7 @@ def main():
     for r in rows:
         md.append(f"| {r['model']} | {r['busy_cores']} | {r['setting']} | {r['median']:.0f} | "
                   f"{', '.join(f'{x:.0f}' for x in r['images_per_s'])} | {r['vs_2_threads']:.2f}x |")
-    with open(base + ".md.tmp", "w") as f:
-        f.write("\n".join(md) + "\n")
-    os.replace(base + ".md.tmp", base + ".md")
+    write_result(a.results, f"{a.name}-busy", result, md)
     print("\n".join(md))
 
 

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 
+from results_io import commit_stamp, write_result
+
 
 def second_epoch(run):
     with open(os.path.join(run, "metrics.jsonl")) as f:
@@ -49,8 +51,7 @@ def main():
     ap.add_argument("--results", default="bench/results")
     a = ap.parse_args()
 
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    commit = commit_stamp()
     load_start = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,14 +83,9 @@ def main():
             })
     load_end = os.getloadavg()[0]
 
-    result = {"name": a.name, "commit": commit + ("-dirty" if dirty else ""), "cores": os.cpu_count(),
+    result = {"name": a.name, "commit": commit, "cores": os.cpu_count(),
               "images": a.images, "batch_size": a.batch_size, "load_start": load_start, "load_end": load_end,
               "command": " ".join(sys.argv), "rows": rows}
-    os.makedirs(a.results, exist_ok=True)
-    base = os.path.join(a.results, f"{a.name}-dist")
-    with open(base + ".json.tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(base + ".json.tmp", base + ".json")
     md = [f"# Data-parallel scaling: {a.name}", "",
           f"`{result['command']}` at commit {result['commit']}; {result['cores']} cores; "
           f"{a.images} images per epoch at global batch {a.batch_size}, the second epoch of 2; "
@@ -101,9 +97,7 @@ def main():
         md.append(f"| {r['model']} | {r['one_rank_images_per_s']:.0f} | {r['two_ranks_images_per_s']:.0f} | "
                   f"{r['two_independent_images_per_s']:.0f} | {r['speedup']:.2f}x | {100 * r['efficiency']:.0f}% | "
                   f"{100 * r['collective_share']:.0f}% | {r['test_loss_one_rank']:.4f} / {r['test_loss_two_ranks']:.4f} |")
-    with open(base + ".md.tmp", "w") as f:
-        f.write("\n".join(md) + "\n")
-    os.replace(base + ".md.tmp", base + ".md")
+    write_result(a.results, f"{a.name}-dist", result, md)
     print("\n".join(md))
 
 
