@@ -70,16 +70,16 @@ void burn(double seconds) {
   while (cpu() - start < seconds) x = x + 1.0;
 }
 
-TEST(BusyMachine, ReadingsCountThisProcesssTimeInTheMachines) {
+TEST(BusyMachine, ReadingsCountThisProcessWithinTheMachine) {
   const auto a = matvae::cpu_times();
   if (!a.ok) GTEST_SKIP() << "/proc/stat or /proc/self/stat cannot be read here";
   burn(0.3);
   const auto b = matvae::cpu_times();
   ASSERT_TRUE(b.ok);
   EXPECT_GT(b.wall, a.wall);
-  // Clock ticks are 10 ms: allow a few of them either way.
+  // Clock ticks are 10 ms, and the two files account them separately: allow several either way.
   EXPECT_GE(b.self - a.self, 0.25);
-  EXPECT_GE(b.machine - a.machine, (b.self - a.self) - 0.05);
+  EXPECT_GE(b.machine - a.machine, (b.self - a.self) - 0.1);
   EXPECT_GE(matvae::online_cores(), 1);
 }
 
