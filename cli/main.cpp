@@ -5,7 +5,6 @@
 #include <glog/logging.h>
 
 #include <atomic>
-#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -251,8 +250,7 @@ int run_train(const TrainArgs& a) {
   hooks.on_step = [&bar, &busy_checked](const matvae::StepProgress& p) {
     bar.update(p);
     if (busy_checked) return;
-    const auto now = std::chrono::steady_clock::now().time_since_epoch();
-    if (std::chrono::duration<double>(now).count() - g_started.wall < 1.0) return;  // no /proc reads
+    if (matvae::steady_seconds() - g_started.wall < 1.0) return;  // no /proc reads until then
     busy_checked = true;
     const std::string busy = matvae::busy_machine_warning(g_started, matvae::cpu_times(), torch::get_num_threads(),
                                                           matvae::online_cores());

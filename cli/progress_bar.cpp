@@ -3,20 +3,18 @@
 
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <string>
 
 #include <fmt/format.h>
+
+#include "matvae/util/machine.h"
 
 namespace matvae {
 namespace {
 std::string clock_time(double s) {
   const auto t = static_cast<int64_t>(s + 0.5);
   return t >= 3600 ? fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60) : fmt::format("{}:{:02}", t / 60, t % 60);
-}
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 }  // namespace
 
@@ -26,7 +24,7 @@ ProgressBar::~ProgressBar() { finish(); }
 
 void ProgressBar::update(const StepProgress& p) {
   if (!active_) return;
-  const double t = now();
+  const double t = steady_seconds();
   if (p.step != p.steps && t - last_draw_ < 0.1) return;
   last_draw_ = t;
   constexpr int kWidth = 24;

@@ -5,8 +5,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <ctime>
-
 #include "matvae/util/machine.h"
 #include "test_util.h"
 
@@ -60,14 +58,9 @@ TEST(BusyMachine, QuietWhenTheThreadsFitOrTheReadingsCannotTell) {
 
 /// Burns `seconds` of this thread's CPU time.
 void burn(double seconds) {
-  auto cpu = [] {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-  };
-  const double start = cpu();
+  const double start = matvae::thread_cpu_seconds();
   volatile double x = 0;
-  while (cpu() - start < seconds) x = x + 1.0;
+  while (matvae::thread_cpu_seconds() - start < seconds) x = x + 1.0;
 }
 
 TEST(BusyMachine, ReadingsCountThisProcessWithinTheMachine) {

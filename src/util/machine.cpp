@@ -78,18 +78,13 @@ std::string blas_warning() {
   const auto a = torch::rand({n, n}), b = torch::rand({n, n});
   auto c = torch::empty({n, n});
   torch::mm_out(c, a, b);
-  auto cpu_now = [] {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-  };
-  const double start = cpu_now();
+  const double start = thread_cpu_seconds();
   int64_t reps = 0;
-  while (cpu_now() - start < 0.05) {
+  while (thread_cpu_seconds() - start < 0.05) {
     torch::mm_out(c, a, b);
     ++reps;
   }
-  const double g = 2.0 * n * n * n * reps / (cpu_now() - start) / 1e9;
+  const double g = 2.0 * n * n * n * reps / (thread_cpu_seconds() - start) / 1e9;
   torch::set_num_threads(threads);
   if (g >= kMinGflops) return {};
   return fmt::format(
@@ -136,9 +131,19 @@ bool self_ticks(double& ticks) {
 
 }  // namespace
 
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 CpuTimes cpu_times() {
   CpuTimes t;
-  t.wall = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  t.wall = steady_seconds();
   const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
   double machine = 0, self = 0;
   if (hz <= 0 || !machine_busy_ticks(machine) || !self_ticks(self)) return t;

@@ -25,6 +25,13 @@ double load_average();
 /// of CPU (the reference BLAS is ~10x slower), naming the fix; empty if all is well.
 std::string blas_warning();
 
+/// A steady clock in seconds (from an arbitrary start): for intervals, never for dates.
+double steady_seconds();
+
+/// The CPU time the calling thread has used, in seconds: a measure that other processes on the
+/// machine do not inflate.
+double thread_cpu_seconds();
+
 /// CPU time used so far by the whole machine (every core, /proc/stat) and by this process (all its
 /// threads, /proc/self/stat), in seconds, with a steady wall clock: two readings tell how many cores
 /// other processes kept busy in between. ok = false where /proc cannot be read.
