@@ -724,6 +724,12 @@ def main():
              "page-faulted and varied 1.5-5x from run to run, which inflated the mmd and mrl-mmd ratios.)")
     N.append(f"Data: {res['settings']['data']}, held in memory; every run uses the first {steps} x batch training "
              "images; seed 0. matvae's per-epoch test evaluation is not in its figures.")
+    N.append("matvae's 2-thread cells train with parallel = batch, the default since session 14: two one-thread "
+             "ranks in one process, each with half of every batch and a copy of the model, their gradients summed "
+             "in shared memory (src/dist/thread_team.cpp). Result files before session 14 measured parallel = ops "
+             "(one model, each operation split over both threads). The products-alone figures time the products "
+             "of one model on the cell's threads, the ops layout: half-batch products on one thread each may run "
+             "faster, so for batch-mode cells they are a reference, not a bound.")
     N.append("Useful FLOPs count the layer products only (MMD kernels, losses and Adam are free): forward, weight "
              "gradient and input gradient of every layer but the first, whose input gradient no step needs. "
              "(Until session 5 the count was 3 x forward, which credited that product too: the % ceiling figures "

@@ -186,6 +186,8 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   a.bind_choice(train, "--estimator", &C::estimator, matvae::parse_mmd_estimator, "MMD estimator: biased | unbiased");
   a.bind_choice(train, "--balance", &C::balance, matvae::parse_balance, "Per-prefix terms: none | running-mean");
   a.bind_choice(train, "--code-dropout", &C::code_dropout, matvae::parse_code_dropout, "none | nested | taildrop");
+  a.bind_choice(train, "--parallel", &C::parallel, matvae::parse_parallel,
+                "How the threads share a step: batch (each a share of the batch) | ops (each operation split)");
   a.bind(train, "--data", &C::data, "Data folder: IDX images, or train.npy/test.npy features");
   a.bind(train, "--classes", &C::classes, "Number of classes the labels may take (0 = counted from them)");
   a.bind(train, "--latent", &C::latent, "Latent size D");
@@ -239,11 +241,12 @@ std::optional<int64_t> check_train_args(const TrainArgs& a) {
 int run_train(const TrainArgs& a) {
   const std::optional<int64_t> epochs = check_train_args(a);
   matvae::TrainHooks hooks;
-  hooks.ranks = join_ranks(a.ranks);
-  const bool speaks = !hooks.ranks || hooks.ranks->is_root();  // one rank prints progress
+  matvae::RankGroup* const group = join_ranks(a.ranks);
+  hooks.ranks = group;
+  const bool speaks = !group || group->is_root();  // one rank prints progress
   const bool quiet = a.quiet || !speaks;
   int64_t threads_override = a.threads_override;
-  if (hooks.ranks && threads_override < 0) threads_override = default_rank_threads(*hooks.ranks);
+  if (group && threads_override < 0) threads_override = default_rank_threads(*group);
   matvae::ProgressBar bar(!quiet);
   // A second into the run, once: do other processes hold cores that this run's threads need?
   bool busy_checked = !speaks || !g_started.ok;
@@ -252,8 +255,8 @@ int run_train(const TrainArgs& a) {
     if (busy_checked) return;
     if (matvae::steady_seconds() - g_started.wall < 1.0) return;  // no /proc reads until then
     busy_checked = true;
-    const std::string busy = matvae::busy_machine_warning(g_started, matvae::cpu_times(), torch::get_num_threads(),
-                                                          matvae::online_cores());
+    const std::string busy =
+        matvae::busy_machine_warning(g_started, matvae::cpu_times(), p.threads, matvae::online_cores());
     if (busy.empty()) return;
     bar.finish();
     say(busy);
@@ -283,7 +286,7 @@ int run_train(const TrainArgs& a) {
     result = matvae::train(config, dir, hooks);
   }
   bar.finish();
-  if (hooks.ranks) hooks.ranks->finish();
+  if (group) group->finish();
   if (result.interrupted) {
     if (speaks) say("interrupted: checkpoint saved; continue with: matvae train --resume " + dir);
     return 130;

@@ -298,6 +298,34 @@ TEST(DataParallel, TwoRanksFollowOneProcessVaeWithNestedDropout) {
   expect_two_ranks_follow_one_process({"--model", "vae", "--epochs", "1", "--code-dropout", "nested"});
 }
 
+TEST(DataParallel, TwoThreadsTrainAsTwoProcessRanks) {
+  // --threads 2 with parallel = batch (the default): two ranks as threads of one process, their
+  // collectives in shared memory. The same computation as two process ranks of one thread each.
+  ToyData toy;
+  const std::vector<std::string> settings = {"--model", "mrl-mmd", "--epochs", "1", "--balance", "running-mean"};
+  auto threads_args = toy.train(toy.tmp / "threads", settings);
+  *(std::find(threads_args.begin(), threads_args.end(), "--threads") + 1) = "2";
+  const auto threads = run_bounded(threads_args);
+  ASSERT_EQ(threads.exit_code, 0) << threads.output;
+  auto ranks_args = toy.train(toy.tmp / "ranks", settings);
+  ranks_args.insert(ranks_args.end(), {"--nproc", "2", "--rank-timeout", "30"});
+  const auto ranks = run_bounded(ranks_args);
+  ASSERT_EQ(ranks.exit_code, 0) << ranks.output;
+  EXPECT_TRUE(torch::equal(final_parameters(toy.tmp / "threads"), final_parameters(toy.tmp / "ranks")));
+  const auto m = metric_lines(toy.tmp / "threads");
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0]["ranks"], 2);
+  EXPECT_EQ(m[0]["test"], metric_lines(toy.tmp / "ranks")[0]["test"]);
+  // And --parallel ops on the same two threads: one model, LibTorch splitting each operation.
+  threads_args = toy.train(toy.tmp / "ops", settings);
+  *(std::find(threads_args.begin(), threads_args.end(), "--threads") + 1) = "2";
+  threads_args.insert(threads_args.end(), {"--parallel", "ops"});
+  const auto ops = run_bounded(threads_args);
+  ASSERT_EQ(ops.exit_code, 0) << ops.output;
+  EXPECT_FALSE(metric_lines(toy.tmp / "ops")[0].contains("ranks"));
+  EXPECT_TRUE(matvae_test::tensors_close(final_parameters(toy.tmp / "ops"), final_parameters(toy.tmp / "threads"), 1e-5));
+}
+
 TEST(DataParallel, TrainingMovesTheParametersTheComparisonChecks) {
   // Guards the comparison above: two runs of different seeds end far apart, so 1e-5 is a real bound.
   ToyData toy;

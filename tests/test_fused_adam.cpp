@@ -57,6 +57,30 @@ TEST(FusedAdam, FollowsAdamToFloatRounding) {
   }
 }
 
+TEST(FusedAdam, AStepPlannedOnceAndUpdatedInPartsIsTheWholeStepToTheBit) {
+  // What a thread team does: one rank plans, each of 3 updates its third of every parameter
+  // (7 x 33 and 33 x 5 weights, biases of 33 and 5: no count divides by 3).
+  auto a = mlp(1), b = mlp(1);
+  FusedAdam whole(a->parameters(), torch::optim::AdamOptions(3e-3).weight_decay(0.01));
+  FusedAdam parts(b->parameters(), torch::optim::AdamOptions(3e-3).weight_decay(0.01));
+  torch::manual_seed(99);
+  const auto x = torch::randn({64, 7}), y = torch::randn({64, 5});
+  for (int i = 0; i < 5; ++i) {
+    whole.zero_grad();
+    torch::mse_loss(a->forward(x), y).backward();
+    whole.step();
+    parts.zero_grad();
+    torch::mse_loss(b->forward(x), y).backward();
+    parts.plan_step();
+    for (const int64_t r : {2, 0, 1}) parts.update_part(r, 3);  // any order
+  }
+  const auto pa = a->parameters(), pb = b->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) {
+    EXPECT_TRUE(torch::equal(pb[i], pa[i])) << "parameter " << i;
+    EXPECT_FALSE(torch::equal(pa[i], mlp(1)->parameters()[i])) << "parameter " << i;  // it moved
+  }
+}
+
 TEST(FusedAdam, SaveFilesAreInterchangeableWithAdam) {
   // Fused for 10 steps, saved, loaded into a plain Adam that goes on; against plain all along.
   auto a = mlp(2), b = mlp(2);

@@ -306,6 +306,36 @@ TEST_F(Mmd, FusedPathGivesTheSameBitsOnAnyThreadCount) {
   EXPECT_TRUE(torch::equal(g1, g2));
 }
 
+TEST_F(Mmd, SharesOfTheRowsSumToTheWholeAndGiveEachItsCodesGradient) {
+  // Three ranks' shares (uneven, as BatchShard splits 77 codes and 61 draws): their values sum to
+  // loss_mmd_prefixes, and each share's gradient is the whole MMD's on its own code rows, 0 elsewhere.
+  const std::vector<int64_t> nesting = {2, 4, 8, 16};
+  const auto x = torch::randn({77, 16}) * 0.8 + 0.3, y = torch::randn({61, 16});
+  const auto weights = torch::tensor({1.0f, 0.5f, 2.0f, 3.0f});
+  const std::vector<matvae::RowShare> codes = {{0, 26}, {26, 26}, {52, 25}}, draws = {{0, 21}, {21, 20}, {41, 20}};
+  for (const auto& o : all_options()) {
+    SCOPED_TRACE(describe(o));
+    const auto xw = x.clone().requires_grad_();
+    const auto whole = matvae::loss_mmd_prefixes(xw, y, nesting, o);
+    (whole * weights).sum().backward();
+    auto sum = torch::zeros({4});
+    for (size_t r = 0; r < codes.size(); ++r) {
+      const auto xr = x.clone().requires_grad_(), yr = y.clone().requires_grad_();
+      const auto share = matvae::loss_mmd_prefix_share(xr, yr, nesting, o, codes[r], draws[r]);
+      sum += share.detach();
+      (share * weights).sum().backward();
+      const auto mine = xr.grad().narrow(0, codes[r].begin, codes[r].count);
+      ASSERT_GT(mine.abs().max().item<double>(), 1e-5);  // a gradient worth checking
+      EXPECT_TRUE(tensors_close(mine, xw.grad().narrow(0, codes[r].begin, codes[r].count), 1e-6));
+      auto others = xr.grad().clone();
+      others.narrow(0, codes[r].begin, codes[r].count).zero_();
+      EXPECT_EQ(others.abs().max().item<float>(), 0.0f);  // nothing on the others' rows
+      EXPECT_EQ(yr.grad().abs().sum().item<float>(), 0.0f);
+    }
+    EXPECT_TRUE(tensors_close(sum, whole.detach(), 1e-6));
+  }
+}
+
 TEST_F(Mmd, RejectsBadInputs) {
   const auto x = torch::randn({4, 3});
   const auto y = torch::randn({5, 3});

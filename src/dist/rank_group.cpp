@@ -25,13 +25,6 @@ constexpr Ms kLookPeriod{2000};
 std::vector<uint8_t> bytes_of(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 std::string string_of(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
 
-/// Adds the seconds of its scope to a counter.
-struct Stopwatch {
-  double& total;
-  Clock::time_point start = Clock::now();
-  ~Stopwatch() { total += std::chrono::duration<double>(Clock::now() - start).count(); }
-};
-
 std::string beat_key(int64_t rank) { return fmt::format("matvae/beat/{}", rank); }
 std::string failed_key(int64_t rank) { return fmt::format("matvae/failed/{}", rank); }
 std::string finished_key(int64_t rank) { return fmt::format("matvae/finished/{}", rank); }
@@ -176,13 +169,23 @@ void RankGroup::lost(const std::string& during, const std::string& cause) {
 // Tensor collectives
 // ================================================================================================
 
-void RankGroup::all_reduce_sum(torch::Tensor& flat) {
-  const Stopwatch watch{collective_seconds_};
-  try {
-    std::vector<at::Tensor> t = {flat};
-    group_->allreduce(t)->wait();
-  } catch (const std::exception& e) {
-    lost("summing gradients", e.what());
+void RankGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Tensor> flat_parts;
+  for (const auto& t : tensors) flat_parts.push_back(t.reshape({-1}));
+  std::vector<at::Tensor> flat = {tensors.size() == 1 ? flat_parts[0] : torch::cat(flat_parts)};
+  {
+    const CollectiveTimer watch{collective_seconds_};
+    try {
+      group_->allreduce(flat)->wait();
+    } catch (const std::exception& e) {
+      lost("summing gradients", e.what());
+    }
+  }
+  if (tensors.size() == 1 && flat[0].data_ptr() == tensors[0].data_ptr()) return;  // reduced in place
+  int64_t at = 0;
+  for (auto& t : tensors) {
+    t.copy_(flat[0].narrow(0, at, t.numel()).view_as(t));
+    at += t.numel();
   }
 }
 
@@ -197,7 +200,7 @@ torch::Tensor RankGroup::all_gather_rows(const torch::Tensor& local, const std::
   std::vector<std::vector<at::Tensor>> out(1);
   for (int64_t r = 0; r < env_.world; ++r) out[0].push_back(torch::empty(shape, local.options()));
   std::vector<at::Tensor> in = {padded};
-  const Stopwatch watch{collective_seconds_};
+  const CollectiveTimer watch{collective_seconds_};
   try {
     group_->allgather(out, in)->wait();
   } catch (const std::exception& e) {
@@ -206,6 +209,15 @@ torch::Tensor RankGroup::all_gather_rows(const torch::Tensor& local, const std::
   std::vector<torch::Tensor> parts;
   for (int64_t r = 0; r < env_.world; ++r) parts.push_back(out[0][r].narrow(0, 0, rows[r]));
   return torch::cat(parts, 0);
+}
+
+void RankGroup::barrier() {
+  const CollectiveTimer watch{collective_seconds_};
+  try {
+    group_->barrier()->wait();
+  } catch (const std::exception& e) {
+    lost("waiting for the others", e.what());
+  }
 }
 
 std::string RankGroup::broadcast_bytes(const std::string& bytes) {
@@ -323,7 +335,7 @@ std::string RankGroup::share_from_root(const std::string& value) {
 // BatchShard
 // ================================================================================================
 
-BatchShard BatchShard::of(RankGroup* group, int64_t total) {
+BatchShard BatchShard::of(Collectives* group, int64_t total) {
   BatchShard s = split(total, group ? group->world() : 1, group ? group->rank() : 0);
   s.group = group;
   return s;
@@ -350,7 +362,11 @@ torch::Tensor BatchShard::gather(const torch::Tensor& local) const {
 
 torch::Tensor BatchShard::batch_mean(const torch::Tensor& local_mean) const {
   if (!group) return local_mean;
-  const auto part = local_mean * (static_cast<double>(rows) / static_cast<double>(total));
+  return rank_sum(local_mean * (static_cast<double>(rows) / static_cast<double>(total)));
+}
+
+torch::Tensor BatchShard::rank_sum(const torch::Tensor& part) const {
+  if (!group) return part;
   auto whole = part.detach().contiguous().clone();
   group->all_reduce_sum(whole);
   // In value exactly the sum (part - part.detach() is 0), so every rank holds the same number.

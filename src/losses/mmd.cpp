@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "matvae/losses/mmd_pair_sums.h"
@@ -101,11 +102,11 @@ class MmdPrefixSums : public torch::autograd::Function<MmdPrefixSums> {
       start = nesting[k];
     }
     std::vector<float> scale(scales.begin(), scales.end());
-    MmdPairs pairs{T, codes, K, imq, unbiased, scale.data(), sq.data_ptr<float>(), gram.data_ptr<float>(),
+    MmdPairs pairs{T, codes, K, imq, unbiased, scale.data(), sq.data_ptr<float>(), T, gram.data_ptr<float>(),
                    kernel.data_ptr<float>()};
     std::vector<double> row_sums(static_cast<size_t>(T * K));
     at::parallel_for(0, T, 16, [&](int64_t begin, int64_t end) {
-      mmd_pair_rows_forward(pairs, begin, end, row_sums.data());
+      mmd_pair_rows_forward(pairs, begin, end, begin, row_sums.data());
     });
     std::vector<double> total(static_cast<size_t>(K), 0.0);  // a fixed order: the same on any thread count
     for (int64_t i = 0; i < T; ++i)
@@ -135,11 +136,12 @@ class MmdPrefixSums : public torch::autograd::Function<MmdPrefixSums> {
                    ctx->saved_data["unbiased"].toBool(),
                    scale.data(),
                    sq.data_ptr<float>(),
+                   T,
                    gram.data_ptr<float>(),
                    kernel.data_ptr<float>()};
     auto dblock = torch::empty({K, T, T}, z.options());
     at::parallel_for(0, T, 16, [&](int64_t begin, int64_t end) {
-      mmd_pair_rows_backward(pairs, grad.data_ptr<float>(), begin, end, dblock.data_ptr<float>());
+      mmd_pair_rows_backward(pairs, grad.data_ptr<float>(), begin, end, begin, dblock.data_ptr<float>());
     });
     // d2_b(i, j) = |z_b,i|^2 + |z_b,j|^2 - 2 z_b,i . z_b,j, so with S = G + G^T of the block's
     // gradient G: dL/dz_b = 2 (S 1) * z_b - 2 S z_b.
@@ -152,6 +154,96 @@ class MmdPrefixSums : public torch::autograd::Function<MmdPrefixSums> {
       start = nesting[k];
     }
     return {dz, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+/// loss_mmd_prefix_share on CPU float32: MmdPrefixSums over the share's rows of the pair matrix
+/// only. The rows kept are the share's codes, then its draws: stored row a is code row
+/// code_begin + a for a < codes_kept, else draw row n + draw_begin + (a - codes_kept).
+class MmdPrefixShare : public torch::autograd::Function<MmdPrefixShare> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& z, int64_t codes,
+                               const std::vector<int64_t>& nesting, const std::vector<double>& scales, bool imq,
+                               bool unbiased, int64_t code_begin, int64_t code_count, int64_t draw_begin,
+                               int64_t draw_count) {
+    const int64_t T = z.size(0), K = static_cast<int64_t>(nesting.size()), R = code_count + draw_count;
+    const auto f32 = z.options().dtype(torch::kFloat32);
+    const auto kept = torch::cat({z.narrow(0, code_begin, code_count), z.narrow(0, codes + draw_begin, draw_count)});
+    auto sq = torch::empty({K, T}, f32), gram = torch::empty({K, R, T}, f32), kernel = torch::empty({K, R, T}, f32);
+    int64_t start = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const auto zb = z.narrow(1, start, nesting[k] - start);
+      auto sq_k = sq[k], gram_k = gram[k];
+      at::sum_out(sq_k, zb.square(), {1});
+      at::mm_out(gram_k, kept.narrow(1, start, nesting[k] - start), zb.t());
+      start = nesting[k];
+    }
+    std::vector<float> scale(scales.begin(), scales.end());
+    MmdPairs pairs{T, codes, K, imq, unbiased, scale.data(), sq.data_ptr<float>(), R, gram.data_ptr<float>(),
+                   kernel.data_ptr<float>()};
+    std::vector<double> row_sums(static_cast<size_t>(R * K));
+    at::parallel_for(0, R, 16, [&](int64_t begin, int64_t end) {
+      const int64_t split = std::clamp(code_count, begin, end);  // the chunk's codes, then its draws
+      mmd_pair_rows_forward(pairs, code_begin + begin, code_begin + split, begin, row_sums.data());
+      const int64_t draw0 = codes + draw_begin - code_count;  // pair row of stored row a >= code_count
+      mmd_pair_rows_forward(pairs, draw0 + split, draw0 + end, split, row_sums.data());
+    });
+    std::vector<double> total(static_cast<size_t>(K), 0.0);
+    for (int64_t a = 0; a < R; ++a)
+      for (int64_t k = 0; k < K; ++k) total[k] += row_sums[a * K + k];
+    ctx->save_for_backward({z, kept, sq, gram, kernel});
+    ctx->saved_data["codes"] = codes;
+    ctx->saved_data["nesting"] = nesting;
+    ctx->saved_data["scales"] = scales;
+    ctx->saved_data["imq"] = imq;
+    ctx->saved_data["unbiased"] = unbiased;
+    ctx->saved_data["code_begin"] = code_begin;
+    ctx->saved_data["code_count"] = code_count;
+    return torch::tensor(total, torch::TensorOptions().dtype(torch::kFloat64)).to(torch::kFloat32);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &z = saved[0], &kept = saved[1], &sq = saved[2], &gram = saved[3], &kernel = saved[4];
+    const auto nesting = ctx->saved_data["nesting"].toIntVector();
+    const auto scales = ctx->saved_data["scales"].toDoubleVector();
+    const int64_t T = z.size(0), K = static_cast<int64_t>(nesting.size()), R = kept.size(0);
+    const int64_t code_begin = ctx->saved_data["code_begin"].toInt(), code_count = ctx->saved_data["code_count"].toInt();
+    std::vector<float> scale(scales.begin(), scales.end());
+    const auto grad = grads[0].to(torch::kFloat32).contiguous();
+    MmdPairs pairs{T,
+                   ctx->saved_data["codes"].toInt(),
+                   K,
+                   ctx->saved_data["imq"].toBool(),
+                   ctx->saved_data["unbiased"].toBool(),
+                   scale.data(),
+                   sq.data_ptr<float>(),
+                   R,
+                   gram.data_ptr<float>(),
+                   kernel.data_ptr<float>()};
+    // Only the codes' rows: the draws take no gradient. dblock's draw rows stay unwritten and unread.
+    auto dblock = torch::empty({K, R, T}, z.options());
+    at::parallel_for(0, code_count, 16, [&](int64_t begin, int64_t end) {
+      mmd_pair_rows_backward(pairs, grad.data_ptr<float>(), code_begin + begin, code_begin + end, begin,
+                             dblock.data_ptr<float>());
+    });
+    // The pairs are symmetric (k(i, j) = k(j, i), with equal weights), so dL/dd2(j, i) = dL/dd2(i, j)
+    // = G(i, j), and MmdPrefixSums's S = G + G^T is 2 G on these rows: dL/dz_b,i = 4 (G 1)_i z_b,i
+    // - 4 (G z_b)_i, from the rows of G that this share holds.
+    auto dz = torch::zeros_like(z);
+    int64_t start = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const auto zb = z.narrow(1, start, nesting[k] - start);
+      const auto g = dblock[k].narrow(0, 0, code_count);
+      dz.narrow(0, code_begin, code_count)
+          .narrow(1, start, nesting[k] - start)
+          .copy_(4.0 * (g.sum(1, true) * kept.narrow(0, 0, code_count).narrow(1, start, nesting[k] - start) - g.mm(zb)));
+      start = nesting[k];
+    }
+    std::vector<torch::Tensor> out(10);  // one per input of forward
+    out[0] = dz;
+    return out;
   }
 };
 
@@ -177,6 +269,23 @@ torch::Tensor loss_mmd_prefixes(const torch::Tensor& x, const torch::Tensor& y, 
   std::vector<double> scales;
   for (const int64_t end : nesting) scales.push_back(kernel_scale(options, end));
   return MmdPrefixSums::apply(z.contiguous(), n, nesting, scales, options.kernel == MmdKernel::kImq, options.unbiased);
+}
+
+torch::Tensor loss_mmd_prefix_share(const torch::Tensor& x, const torch::Tensor& y, const std::vector<int64_t>& nesting,
+                                    const MmdOptions& options, RowShare codes, RowShare draws) {
+  check_samples(x, y, options, "loss_mmd_prefix_share");
+  check_nesting(nesting, x.size(1), "loss_mmd_prefix_share");
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32,
+              "loss_mmd_prefix_share: CPU float32 codes only, got ", x.device(), " ", x.scalar_type());
+  TORCH_CHECK(codes.begin >= 0 && codes.count >= 0 && codes.begin + codes.count <= x.size(0), "loss_mmd_prefix_share: ",
+              "code rows [", codes.begin, ", +", codes.count, ") outside the ", x.size(0), " codes");
+  TORCH_CHECK(draws.begin >= 0 && draws.count >= 0 && draws.begin + draws.count <= y.size(0), "loss_mmd_prefix_share: ",
+              "draw rows [", draws.begin, ", +", draws.count, ") outside the ", y.size(0), " draws");
+  const auto z = torch::cat({x, y}, 0);  // [N + M, D]
+  std::vector<double> scales;
+  for (const int64_t end : nesting) scales.push_back(kernel_scale(options, end));
+  return MmdPrefixShare::apply(z.contiguous(), x.size(0), nesting, scales, options.kernel == MmdKernel::kImq,
+                               options.unbiased, codes.begin, codes.count, draws.begin, draws.count);
 }
 
 torch::Tensor loss_mmd_prefixes_aten(const torch::Tensor& x, const torch::Tensor& y,

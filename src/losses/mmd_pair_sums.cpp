@@ -25,15 +25,16 @@ RowWeights row_weights(const MmdPairs& p, int64_t i) {
 }
 
 // The two loops vectorise over j: one clone for AVX2 machines, one for any x86-64.
-__attribute__((target_clones("avx2", "default"))) void forward_row(const MmdPairs& p, int64_t i, float* acc,
-                                                                     double* sums) {
-  const int64_t T = p.points, n = p.codes;
+// Row i of the pair matrix is kept in row `at` of the stored rows (gram, kernel, dblock).
+__attribute__((target_clones("avx2", "default"))) void forward_row(const MmdPairs& p, int64_t i, int64_t at,
+                                                                     float* acc, double* sums) {
+  const int64_t T = p.points, n = p.codes, R = p.stored_rows;
   const RowWeights w = row_weights(p, i);
   for (int64_t j = 0; j < T; ++j) acc[j] = 0.0f;
   for (int64_t k = 0; k < p.prefixes; ++k) {
     const float* sq = p.sq + k * T;
-    const float* g = p.gram + (k * T + i) * T;
-    float* kv = p.kernel + (k * T + i) * T;
+    const float* g = p.gram + (k * R + at) * T;
+    float* kv = p.kernel + (k * R + at) * T;
     const float sqi = sq[i], s = p.scale[k], inv = 1.0f / s;
     for (int64_t j = 0; j < T; ++j) {
       const float d = sqi + sq[j] - 2.0f * g[j];
@@ -53,16 +54,16 @@ __attribute__((target_clones("avx2", "default"))) void forward_row(const MmdPair
 }
 
 __attribute__((target_clones("avx2", "default"))) void backward_row(const MmdPairs& p, const float* grad, int64_t i,
-                                                                      float* carry, float* dblock) {
-  const int64_t T = p.points, n = p.codes;
+                                                                      int64_t at, float* carry, float* dblock) {
+  const int64_t T = p.points, n = p.codes, R = p.stored_rows;
   const RowWeights w = row_weights(p, i);
   for (int64_t j = 0; j < T; ++j) carry[j] = 0.0f;
   // Prefix k's distance is the sum of blocks 0..k, so block b's gradient sums prefixes b..K-1.
   for (int64_t k = p.prefixes - 1; k >= 0; --k) {
     const float* sq = p.sq + k * T;
-    const float* g = p.gram + (k * T + i) * T;
-    const float* kv = p.kernel + (k * T + i) * T;
-    float* out = dblock + (k * T + i) * T;
+    const float* g = p.gram + (k * R + at) * T;
+    const float* kv = p.kernel + (k * R + at) * T;
+    float* out = dblock + (k * R + at) * T;
     const float s = p.scale[k], gk = grad[k];
     // dk/dd2: gaussian -k / s, imq -k^2 / s; times the pair's weight and dL/dMMD^2_k.
     const float to_codes = -gk * w.to_codes / s, to_draws = -gk * w.to_draws / s;
@@ -83,14 +84,16 @@ __attribute__((target_clones("avx2", "default"))) void backward_row(const MmdPai
 
 }  // namespace
 
-void mmd_pair_rows_forward(const MmdPairs& pairs, int64_t begin, int64_t end, double* row_sums) {
+void mmd_pair_rows_forward(const MmdPairs& pairs, int64_t begin, int64_t end, int64_t stored_at, double* row_sums) {
   std::vector<float> acc(static_cast<size_t>(pairs.points));
-  for (int64_t i = begin; i < end; ++i) forward_row(pairs, i, acc.data(), row_sums + i * pairs.prefixes);
+  for (int64_t i = begin, at = stored_at; i < end; ++i, ++at)
+    forward_row(pairs, i, at, acc.data(), row_sums + at * pairs.prefixes);
 }
 
-void mmd_pair_rows_backward(const MmdPairs& pairs, const float* grad, int64_t begin, int64_t end, float* dblock) {
+void mmd_pair_rows_backward(const MmdPairs& pairs, const float* grad, int64_t begin, int64_t end, int64_t stored_at,
+                            float* dblock) {
   std::vector<float> carry(static_cast<size_t>(pairs.points));
-  for (int64_t i = begin; i < end; ++i) backward_row(pairs, grad, i, carry.data(), dblock);
+  for (int64_t i = begin, at = stored_at; i < end; ++i, ++at) backward_row(pairs, grad, i, at, carry.data(), dblock);
 }
 
 }  // namespace matvae

@@ -37,6 +37,9 @@ const ChoiceTable<Balance> kBalances = {
 const ChoiceTable<CodeDropout> kCodeDropouts = {
     {{"none", CodeDropout::kNone}, {"nested", CodeDropout::kNested}, {"taildrop", CodeDropout::kTailDrop}},
     [](const std::string& s) { return "code_dropout = " + s + ": expected none, nested or taildrop"; }};
+const ChoiceTable<Parallel> kParallels = {
+    {{"batch", Parallel::kBatch}, {"ops", Parallel::kOps}},
+    [](const std::string& s) { return "parallel = " + s + ": expected batch or ops"; }};
 
 template <typename T>
 void check(bool ok, const std::string& key, const T& value, const std::string& expected) {
@@ -182,6 +185,7 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"epochs", int_field(&TrainConfig::epochs, "epochs")},
       {"seed", int_field(&TrainConfig::seed, "seed")},
       {"threads", int_field(&TrainConfig::threads, "threads")},
+      {"parallel", choice_field(&TrainConfig::parallel, "parallel", parse_parallel, to_string)},
       {"limit", int_field(&TrainConfig::limit, "limit")},
       {"checkpoint_every", int_field(&TrainConfig::checkpoint_every, "checkpoint_every")},
       {"data", string_field(&TrainConfig::data, "data")},
@@ -198,6 +202,8 @@ Balance parse_balance(const std::string& name) { return kBalances.parse(name); }
 std::string to_string(Balance balance) { return kBalances.name(balance); }
 CodeDropout parse_code_dropout(const std::string& name) { return kCodeDropouts.parse(name); }
 std::string to_string(CodeDropout dropout) { return kCodeDropouts.name(dropout); }
+Parallel parse_parallel(const std::string& name) { return kParallels.parse(name); }
+std::string to_string(Parallel parallel) { return kParallels.name(parallel); }
 
 void resolve(TrainConfig& c) {
   check(c.latent > 0 && c.latent <= 4096, "latent", c.latent, "an integer in 1..4096");
@@ -287,10 +293,11 @@ std::string to_toml(const TrainConfig& config) {
 
 std::string config_hash(const TrainConfig& config) {
   TrainConfig c = config;
-  // Neither changes what is computed: checkpoints only save it, and the thread count only the
-  // float rounding order (see README, Determinism).
+  // None changes what is computed: checkpoints only save it, and the thread count and how the
+  // threads share a step only the float rounding order (see README, Determinism).
   c.checkpoint_every = 0;
   c.threads = 0;
+  c.parallel = Parallel::kBatch;
   // A warm start is named by its source run's folder name (the experiment's names carry the source's
   // own hash), not by where that folder happens to be.
   if (!c.init_from.empty()) {
@@ -301,7 +308,7 @@ std::string config_hash(const TrainConfig& config) {
   std::string text = to_toml(c);
   // Settings added later leave the hash of a run that keeps their default (off) unchanged, so that
   // its cached models stay valid.
-  for (const char* line : {"prefix_sample = 0\n", "balance = \"none\"\n", "distill = 0.0\n", "distill_temperature = 0.1\n",
+  for (const char* line : {"parallel = \"batch\"\n", "prefix_sample = 0\n", "balance = \"none\"\n", "distill = 0.0\n", "distill_temperature = 0.1\n",
                            "code_dropout = \"none\"\n", "dropout_rate = 0.1\n", "init_from = \"\"\n"}) {
     const auto at = text.find(line);
     if (at != std::string::npos) text.erase(at, std::string(line).size());

@@ -23,16 +23,11 @@ bool fusable(const std::vector<torch::optim::OptimizerParamGroup>& groups) {
   return true;
 }
 
-/// One step's scalars, as floats.
-struct AdamScalars {
-  float b1, one_minus_b1, b2, one_minus_b2, sqrt_bc2, eps, neg_step, decay;
-};
-
 /// Adam's update of n elements. A plain function, not the body of parallel_for's lambda: inside the
 /// lambda, built with -fopenmp, GCC 12 did not vectorise the loop (-fopt-info-vec: "no vectype for
 /// stmt"), and Adam went from 7% to 22% of a 1-thread step. Distinct tensors: the pointers do not alias.
 void adam_update(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v,
-                 int64_t n, const AdamScalars k) {
+                 int64_t n, const FusedAdam::Scalars k) {
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i] + k.decay * w[i];  // decay 0 adds an exact 0
     const float mi = m[i] * k.b1 + k.one_minus_b1 * gi;
@@ -47,12 +42,28 @@ void adam_update(float* __restrict w, const float* __restrict g, float* __restri
 
 torch::Tensor FusedAdam::step(LossClosure closure) {
   if (!fusable(param_groups_)) return torch::optim::Adam::step(std::move(closure));
-  torch::NoGradGuard no_grad;
   torch::Tensor loss;
   if (closure != nullptr) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
+  plan_step();
+  for (const Planned& p : planned_) {
+    at::parallel_for(0, p.n, 1 << 15, [&](int64_t begin, int64_t end) {
+      adam_update(p.w + begin, p.g + begin, p.m + begin, p.v + begin, end - begin, p.k);
+    });
+  }
+  planned_.clear();
+  return loss;
+}
+
+void FusedAdam::plan_step() {
+  planned_.clear();
+  if (!fusable(param_groups_)) {
+    torch::optim::Adam::step();
+    return;
+  }
+  torch::NoGradGuard no_grad;
   for (auto& group : param_groups_) {
     const auto& options = static_cast<const torch::optim::AdamOptions&>(group.options());
     for (auto& p : group.params()) {
@@ -73,24 +84,21 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
       const double bias_correction1 = 1 - std::pow(beta1, state.step());
       const double bias_correction2 = 1 - std::pow(beta2, state.step());
       // Adam's arithmetic, in its order, with its scalars cast to float as ATen casts them.
-      const float b1 = static_cast<float>(beta1), one_minus_b1 = static_cast<float>(1 - beta1);
-      const float b2 = static_cast<float>(beta2), one_minus_b2 = static_cast<float>(1 - beta2);
-      const float sqrt_bc2 = static_cast<float>(std::sqrt(bias_correction2));
-      const float eps = static_cast<float>(options.eps());
-      const float neg_step = static_cast<float>(-options.lr() / bias_correction1);
-      const float decay = static_cast<float>(options.weight_decay());
-
-      float* const w_all = p.data_ptr<float>();
-      const float* const g_all = p.grad().data_ptr<float>();
-      float* const m_all = state.exp_avg().data_ptr<float>();
-      float* const v_all = state.exp_avg_sq().data_ptr<float>();
-      const AdamScalars k{b1, one_minus_b1, b2, one_minus_b2, sqrt_bc2, eps, neg_step, decay};
-      at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
-        adam_update(w_all + begin, g_all + begin, m_all + begin, v_all + begin, end - begin, k);
-      });
+      planned_.push_back({p.data_ptr<float>(), state.exp_avg().data_ptr<float>(), state.exp_avg_sq().data_ptr<float>(),
+                          p.grad().data_ptr<float>(), p.numel(),
+                          Scalars{static_cast<float>(beta1), static_cast<float>(1 - beta1), static_cast<float>(beta2),
+                                  static_cast<float>(1 - beta2), static_cast<float>(std::sqrt(bias_correction2)),
+                                  static_cast<float>(options.eps()), static_cast<float>(-options.lr() / bias_correction1),
+                                  static_cast<float>(options.weight_decay())}});
     }
   }
-  return loss;
+}
+
+void FusedAdam::update_part(int64_t part, int64_t parts) const {
+  for (const Planned& p : planned_) {
+    const int64_t begin = p.n * part / parts, end = p.n * (part + 1) / parts;
+    adam_update(p.w + begin, p.g + begin, p.m + begin, p.v + begin, end - begin, p.k);
+  }
 }
 
 }  // namespace matvae

@@ -51,7 +51,15 @@ LossTerms Objective::operator()(const VaeOutput& out, const torch::Tensor& x, at
     // whatever is used, so a step takes the same random numbers on one process or many.
     const auto z = shard ? shard->gather(out.z) : out.z;
     const auto prior = at::randn(z.sizes(), gen, z.options());
-    t.divergence = loss_mmd_prefixes(z.narrow(1, 0, width), prior.narrow(1, 0, width), nesting, mmd_);
+    if (shard && shard->group && z.device().is_cpu() && z.scalar_type() == torch::kFloat32) {
+      // Each rank sums the pairs of its own rows of codes and of draws, and the ranks add their
+      // sums: the MMD's work split over them, each getting its own codes' gradient.
+      const RowShare mine{shard->offset, shard->rows};
+      t.divergence = shard->rank_sum(
+          loss_mmd_prefix_share(z.narrow(1, 0, width), prior.narrow(1, 0, width), nesting, mmd_, mine, mine));
+    } else {
+      t.divergence = loss_mmd_prefixes(z.narrow(1, 0, width), prior.narrow(1, 0, width), nesting, mmd_);
+    }
   } else {
     t.divergence =
         batch_mean(loss_kl_prefixes(out.mu.narrow(1, 0, width), out.logvar.narrow(1, 0, width), nesting));

@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "matvae/data/batches.h"
+#include "matvae/dist/thread_team.h"
 #include "matvae/io/image_grid.h"
 #include "matvae/train/build_model.h"
 #include "matvae/train/code_dropout.h"
@@ -65,7 +66,9 @@ struct Session {
   FusedAdam optimizer;
   at::Generator gen;
   const Objective objective;
-  RankGroup* ranks = nullptr;  // data-parallel training; null for one process
+  Collectives* ranks = nullptr;  // data-parallel training; null for one process
+  Session* root = nullptr;       // a thread team's rank 0, whose weights and optimizer every rank shares
+  int64_t threads = 1;           // the run's threads, of every rank of a thread team together
   RunProgress progress;
   std::vector<std::string> metric_lines;  // metrics.jsonl as written so far
   Clock::time_point start = Clock::now();
@@ -146,25 +149,48 @@ void share_state(Session& s) {
   if (!s.writes()) s.progress = RunFolder::load_state_bytes(bytes, s.model, s.optimizer, s.gen, s.config);
 }
 
-/// Sums every parameter's gradient over the ranks in one all-reduce of one flat buffer, with this
-/// rank's stop request appended, so that every rank stops after the same step. Each rank's
-/// gradient is its share of the batch's (the objective scales by rows / total), so the sum is the
-/// one-process gradient. Returns whether any rank asked to stop.
+/// Sums every parameter's gradient over the ranks in one all-reduce, with this rank's stop request
+/// appended, so that every rank stops after the same step. Each rank's gradient is its share of the
+/// batch's (the objective scales by rows / total), so the sum is the one-process gradient. Returns
+/// whether any rank asked to stop.
+/// The ranks of a thread team share rank 0's weights (their parameters alias its memory) and its
+/// optimizer, so that one Adam step, split over them, moves every rank's model at once: after
+/// share_state, every rank learns rank 0's session, and the others point their parameters at its.
+void share_root_weights(Session& s, Session*& published) {
+  if (s.writes()) published = &s;
+  s.ranks->barrier();  // rank 0's session is published before anyone reads it
+  s.root = published;
+  if (s.writes()) return;
+  const auto mine = s.model->parameters(), roots = s.root->model->parameters();
+  TORCH_INTERNAL_ASSERT(mine.size() == roots.size(), "a thread team's models differ");
+  for (size_t i = 0; i < mine.size(); ++i) {
+    torch::Tensor w = mine[i];  // shares the parameter: set_data gives it rank 0's memory
+    w.set_data(roots[i]);
+  }
+}
+
+/// The optimizer's step: its own, or on a thread team rank 0's, each rank updating its share of
+/// the elements between two barriers (every gradient summed before, every weight moved after).
+void optimizer_step(Session& s) {
+  if (!s.root) {
+    s.optimizer.step();
+    return;
+  }
+  if (s.writes()) s.optimizer.plan_step();
+  s.ranks->barrier();
+  s.root->optimizer.update_part(s.ranks->rank(), s.ranks->world());
+  s.ranks->barrier();
+}
+
 bool sum_gradients(Session& s, bool stop) {
   if (!s.ranks) return stop;
+  // The same parameters have a gradient on every rank: each draws the same prefixes and mask.
   std::vector<torch::Tensor> parts;
-  const auto params = s.model->parameters();
-  for (const auto& w : params)
-    parts.push_back(w.grad().defined() ? w.grad().reshape({-1}) : torch::zeros({w.numel()}, w.options()));
+  for (const auto& w : s.model->parameters())
+    if (w.grad().defined()) parts.push_back(w.grad());
   parts.push_back(torch::full({1}, stop ? 1.0f : 0.0f));
-  auto flat = torch::cat(parts);
-  s.ranks->all_reduce_sum(flat);
-  int64_t at = 0;
-  for (const auto& w : params) {
-    if (w.grad().defined()) w.mutable_grad().copy_(flat.narrow(0, at, w.numel()).view_as(w));
-    at += w.numel();
-  }
-  return flat[at].item<float>() > 0;
+  s.ranks->all_reduce_sum(parts);
+  return parts.back().item<float>() > 0;
 }
 
 // ================================================================================================
@@ -212,7 +238,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
     terms.total.backward();
     restore_zero_gradients(s.model->parameters(), had_gradient);
     const bool stop = sum_gradients(s, hooks.stop && hooks.stop->load());
-    s.optimizer.step();
+    optimizer_step(s);
     if (!p.balance.empty()) update_balance(p.balance, terms.terms, which);
     add_step(p.sums, t, which, static_cast<double>(batch.images.size(0)));
     ++p.step_in_epoch;
@@ -229,6 +255,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
       sp.loss = p.sums.loss / p.sums.images;
       sp.images_per_s = step_rate * config.batch_size;
       sp.eta_s = (config.epochs * steps_per_epoch - p.global_step) / std::max(step_rate, 1e-9);
+      sp.threads = s.threads;
       hooks.on_step(sp);
     }
     if ((config.checkpoint_every > 0 && p.global_step % config.checkpoint_every == 0) || stop) {
@@ -330,7 +357,7 @@ TrainTest load_run_data(const TrainConfig& config, int64_t world) {
 
 /// Runs `work` where the run folder is written (one process, or rank 0 of several, every rank
 /// learning its outcome), so that a check of the folder stops every rank alike.
-void on_writer(RankGroup* ranks, const std::function<void()>& work) {
+void on_writer(Collectives* ranks, const std::function<void()>& work) {
   if (ranks)
     ranks->from_root(work);
   else
@@ -338,14 +365,18 @@ void on_writer(RankGroup* ranks, const std::function<void()>& work) {
 }
 
 // ================================================================================================
-// run: the loop itself, shared by train() and resume()
+// run: the loop itself, shared by train() and resume(); on each rank of a thread team
 // ================================================================================================
 
-TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolder& folder, const TrainHooks& hooks,
-                bool resuming, Vae warm_from = nullptr) {
-  set_threads(config.threads);
+/// One rank's run (or the one process's), on `threads` threads of its own out of the run's
+/// `run_threads`. `team_root`: for the ranks of a thread team, where rank 0 publishes its session.
+TrainResult run_rank(const TrainConfig& config, const TrainTest& data, const RunFolder& folder,
+                     const TrainHooks& hooks, bool resuming, Vae warm_from, int64_t threads, int64_t run_threads,
+                     Session** team_root = nullptr) {
+  set_threads(threads);
   Session s(config, folder, data.train.pixels());
   s.ranks = hooks.ranks;
+  s.threads = run_threads;
   if (warm_from) warm_start(s.model, warm_from);
   if (resuming && s.writes()) {
     ResumePoint r = folder.load_state(s.model, s.optimizer, s.gen, config);
@@ -353,6 +384,7 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolde
     s.metric_lines = std::move(r.metric_lines);
   }
   if (s.ranks) share_state(s);
+  if (team_root) share_root_weights(s, *team_root);
   s.seconds_before = s.progress.train_seconds;
   s.steps_before = s.progress.global_step;
   RunProgress& p = s.progress;
@@ -399,6 +431,36 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolde
     result.last_metrics = nlohmann::ordered_json::parse(s.metric_lines.back());
   result.epochs_done = config.epochs;
   result.train_seconds = p.train_seconds;
+  return result;
+}
+
+/// How many ranks of a thread team train this run: its threads with parallel = batch, as long as
+/// every batch, the last one included, gives each at least one image; 1 (LibTorch's threads
+/// splitting each operation) otherwise, and within a job of process ranks, which split the batch
+/// already.
+int64_t team_size(const TrainConfig& config, const TrainTest& data, const TrainHooks& hooks, int64_t threads) {
+  if (hooks.ranks || config.parallel != Parallel::kBatch || threads < 2) return 1;
+  const int64_t last = data.train.size() % config.batch_size;
+  const int64_t fewest = std::min(config.batch_size, last == 0 ? config.batch_size : last);
+  return fewest >= threads ? threads : 1;
+}
+
+TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolder& folder, const TrainHooks& hooks,
+                bool resuming, Vae warm_from = nullptr) {
+  const int64_t threads = thread_count(config.threads);
+  const int64_t world = team_size(config, data, hooks, threads);
+  if (world == 1) return run_rank(config, data, folder, hooks, resuming, warm_from, threads, threads);
+  // Rank 0 (this thread) reports progress, watches the stop request and writes the run folder.
+  TrainResult result;
+  Session* root = nullptr;
+  ThreadTeam team(world);
+  team.run([&](Collectives& ranks) {
+    TrainHooks mine;
+    if (ranks.is_root()) mine = hooks;
+    mine.ranks = &ranks;
+    TrainResult r = run_rank(config, data, folder, mine, resuming, warm_from, 1, threads, &root);
+    if (ranks.is_root()) result = std::move(r);
+  });
   return result;
 }
 
@@ -503,7 +565,7 @@ struct ResumeStart {
   bool has_state = false;
 };
 
-ResumeStart share_resume_start(RankGroup* ranks, const ResumeStart& mine) {
+ResumeStart share_resume_start(Collectives* ranks, const ResumeStart& mine) {
   if (!ranks) return mine;
   const auto j = nlohmann::json::parse(ranks->share_from_root(
       ranks->is_root() ? nlohmann::json{{"config", to_toml(mine.config)}, {"has_state", mine.has_state}}.dump() : ""));

@@ -29,10 +29,11 @@ void keep_freed_memory() {
 #endif
 }
 
+int64_t thread_count(int64_t n) { return n > 0 ? n : std::max<int64_t>(1, std::thread::hardware_concurrency()); }
+
 void set_threads(int64_t n) {
   keep_freed_memory();
-  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  const int64_t threads = n > 0 ? n : cores;
+  const int64_t threads = thread_count(n);
   torch::set_num_threads(static_cast<int>(threads));
   // The flush mode is per OS thread (MXCSR): set it here and once on each thread of this thread's
   // OpenMP team, which keeps its threads for the team's later parallel regions.

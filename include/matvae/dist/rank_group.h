@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "matvae/dist/collectives.h"
 #include "matvae/dist/environment.h"
 #include "matvae/util/error.h"
 
@@ -53,46 +54,40 @@ class EchoedError : public Error, public EchoedFailure {
   using Error::Error;
 };
 
-class RankGroup {
+class RankGroup : public Collectives {
  public:
   /// Joins the ranks of `env` (world > 1): rank 0 serves the store, every rank connects, starts its
   /// heartbeat and forms the Gloo group. Throws UsageError naming MASTER_PORT when rank 0 cannot
   /// listen on it, Error when rank 0's store cannot be reached, LostRankError when a rank does not
   /// join, each within `timeout`.
   RankGroup(const RankEnv& env, std::chrono::milliseconds timeout);
-  ~RankGroup();
+  ~RankGroup() override;
   RankGroup(const RankGroup&) = delete;
   RankGroup& operator=(const RankGroup&) = delete;
 
-  int64_t rank() const { return env_.rank; }
-  int64_t world() const { return env_.world; }
+  int64_t rank() const override { return env_.rank; }
+  int64_t world() const override { return env_.world; }
   int64_t local_world() const { return env_.local_world; }
-  bool is_root() const { return env_.rank == 0; }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
   // --- tensor collectives (Gloo), each bounded by the timeout ---
 
-  /// In place: every rank's `flat` (contiguous) becomes the sum over ranks. One call for all tensors
-  /// of a step: the caller packs them.
-  void all_reduce_sum(torch::Tensor& flat);
-  /// The rows of every rank in rank order: rank r gives `local` with rows[r] rows (rows may differ
-  /// between ranks; the rest of the shape may not). No gradient flows through the result.
-  torch::Tensor all_gather_rows(const torch::Tensor& local, const std::vector<int64_t>& rows);
-  /// Rank 0's `bytes` on every rank (a Gloo broadcast, for payloads too large for the store).
-  std::string broadcast_bytes(const std::string& bytes);
-  /// Seconds this rank has spent in the collectives so far (waiting for the others included).
-  double collective_seconds() const { return collective_seconds_; }
+  /// The tensors packed into one buffer for one Gloo all-reduce, and unpacked.
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors) override;
+  using Collectives::all_reduce_sum;
+  torch::Tensor all_gather_rows(const torch::Tensor& local, const std::vector<int64_t>& rows) override;
+  void barrier() override;
+  /// A Gloo broadcast, for payloads too large for the store.
+  std::string broadcast_bytes(const std::string& bytes) override;
+  double collective_seconds() const override { return collective_seconds_; }
 
   // --- the store ---
 
   /// Every call of these takes the next key of one sequence, so every rank must make the same
   /// calls in the same order.
-  /// Runs `work` on rank 0 only and passes its outcome to every rank: nothing, or the same
-  /// UsageError or Error (as EchoedUsageError or EchoedError on the others), so that a check rank
-  /// 0 alone can make (a run folder, a file) stops every rank alike.
-  void from_root(const std::function<void()>& work);
-  /// Rank 0's `value` on every rank.
-  std::string share_from_root(const std::string& value);
+  /// The others throw rank 0's UsageError or Error as EchoedUsageError or EchoedError.
+  void from_root(const std::function<void()>& work) override;
+  std::string share_from_root(const std::string& value) override;
   /// A fresh name for this step of the sequence ("phase/3"): a prefix for keys of one's own.
   std::string next_scope(const std::string& what);
 
@@ -150,11 +145,11 @@ class RankGroup {
 /// [offset, offset + rows), the first total % world ranks one more than the others. With no group
 /// it is the whole batch on one process.
 struct BatchShard {
-  RankGroup* group = nullptr;
+  Collectives* group = nullptr;
   int64_t total = 0, offset = 0, rows = 0;
   std::vector<int64_t> sizes;  // rows of every rank
 
-  static BatchShard of(RankGroup* group, int64_t total);
+  static BatchShard of(Collectives* group, int64_t total);
   /// Rank `rank`'s part of `total` rows over `world` ranks (no group: for tests).
   static BatchShard split(int64_t total, int64_t world, int64_t rank);
   /// This rank's rows of a tensor that holds the whole batch.
@@ -167,6 +162,9 @@ struct BatchShard {
   /// batch's mean (the same on every rank), in gradient this rank's share of it, so that the sum
   /// of the ranks' gradients is the gradient of the whole batch's mean.
   torch::Tensor batch_mean(const torch::Tensor& local_mean) const;
+  /// A sum over the ranks' parts: in value the sum (the same on every rank), in gradient this
+  /// rank's own part's.
+  torch::Tensor rank_sum(const torch::Tensor& part) const;
 };
 
 }  // namespace matvae

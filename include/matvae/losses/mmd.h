@@ -44,6 +44,19 @@ torch::Tensor loss_mmd(const torch::Tensor& x, const torch::Tensor& y, const Mmd
 /// way (mmd_pair_sums.h); other devices and dtypes take loss_mmd_prefixes_aten.
 torch::Tensor loss_mmd_prefixes(const torch::Tensor& x, const torch::Tensor& y, const std::vector<int64_t>& nesting,
                                 const MmdOptions& options = {});
+/// Rows [begin, begin + count) of a sample.
+struct RowShare {
+  int64_t begin = 0, count = 0;
+};
+
+/// One share of loss_mmd_prefixes on CPU float32, for data-parallel ranks that split the MMD's
+/// work: the pair sums of rows `codes` of x and rows `draws` of y against all N + M points. In
+/// value, shares that partition the rows sum to loss_mmd_prefixes (up to rounding). In gradient, the
+/// whole MMD^2's with respect to x's rows in `codes` (by the pairs' symmetry, from these rows'
+/// pairs alone), and 0 for every other row of x and y; so each rank gets the gradient of its own
+/// codes while computing 1/ranks of the pairs.
+torch::Tensor loss_mmd_prefix_share(const torch::Tensor& x, const torch::Tensor& y, const std::vector<int64_t>& nesting,
+                                    const MmdOptions& options, RowShare codes, RowShare draws);
 /// The same in ATen operations alone (any device and dtype): the reference the fused path is tested
 /// and benchmarked against.
 torch::Tensor loss_mmd_prefixes_aten(const torch::Tensor& x, const torch::Tensor& y,

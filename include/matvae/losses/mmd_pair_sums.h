@@ -21,18 +21,22 @@ struct MmdPairs {
   bool unbiased = false;  // within-sample diagonals weigh 0
   const float* scale = nullptr;  // [K]: the kernel's scale of each prefix (mmd.cpp: kernel_scale)
   const float* sq = nullptr;     // [K, T]: each block's squared norms
-  const float* gram = nullptr;   // [K, T, T]: each block's Gram matrix
-  float* kernel = nullptr;       // [K, T, T]: written by the forward pass, read by the backward one
+  // The rows of the pair matrix that are kept: all T, or those of one rank's share (R of them).
+  int64_t stored_rows = 0;       // R
+  const float* gram = nullptr;   // [K, R, T]: each block's Gram matrix, its stored rows
+  float* kernel = nullptr;       // [K, R, T]: written by the forward pass, read by the backward one
 };
 
-/// Rows [begin, end): the kernel values of every prefix (into pairs.kernel) and, per row and prefix,
-/// sum_j w_ij k(i, j) into row_sums [T, K], where w is the estimator's weight of the pair (1/n^2 or
-/// 1/(n(n-1)) within the codes, likewise within the draws, -1/(nm) across). The MMD^2 of prefix k
-/// is the sum of column k over the rows.
-void mmd_pair_rows_forward(const MmdPairs& pairs, int64_t begin, int64_t end, double* row_sums);
+/// Rows [begin, end), stored from row `stored_at` on: the kernel values of every prefix (into
+/// pairs.kernel) and, per row and prefix, sum_j w_ij k(i, j) into row_sums [R, K], where w is the
+/// estimator's weight of the pair (1/n^2 or 1/(n(n-1)) within the codes, likewise within the draws,
+/// -1/(nm) across). The MMD^2 of prefix k is the sum of column k over all T rows.
+void mmd_pair_rows_forward(const MmdPairs& pairs, int64_t begin, int64_t end, int64_t stored_at, double* row_sums);
 
-/// Rows [begin, end): given dL/dMMD^2 of each prefix (grad [K]), dL/d(block b's squared distance)
-/// into dblock [K, T, T]: zero where the forward pass clamped the block's distance to 0.
-void mmd_pair_rows_backward(const MmdPairs& pairs, const float* grad, int64_t begin, int64_t end, float* dblock);
+/// Rows [begin, end), stored from `stored_at` on: given dL/dMMD^2 of each prefix (grad [K]),
+/// dL/d(block b's squared distance) into dblock [K, R, T]: zero where the forward pass clamped the
+/// block's distance to 0.
+void mmd_pair_rows_backward(const MmdPairs& pairs, const float* grad, int64_t begin, int64_t end, int64_t stored_at,
+                            float* dblock);
 
 }  // namespace matvae

@@ -44,6 +44,14 @@ enum class CodeDropout {
 CodeDropout parse_code_dropout(const std::string& name);
 std::string to_string(CodeDropout dropout);
 
+/// How a run's threads share a training step (README, Performance).
+enum class Parallel {
+  kBatch,  // each thread a rank of data-parallel training with its share of every batch (thread_team.h)
+  kOps,    // one model; each operation split over the threads (LibTorch's intra-op threads)
+};
+Parallel parse_parallel(const std::string& name);
+std::string to_string(Parallel parallel);
+
 struct TrainConfig {
   // model
   ModelKind model = ModelKind::kMrlMmd;
@@ -75,6 +83,7 @@ struct TrainConfig {
   int64_t epochs = 10;
   uint64_t seed = 0;
   int64_t threads = 0;                       // 0 = every core
+  Parallel parallel = Parallel::kBatch;      // batch | ops: how the threads share a step
   int64_t limit = 0;                         // train on the first N images; 0 = all
   int64_t checkpoint_every = 0;              // also checkpoint every N steps; 0 = once per epoch
   // data

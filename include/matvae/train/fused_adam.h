@@ -18,6 +18,30 @@ class FusedAdam : public torch::optim::Adam {
  public:
   using torch::optim::Adam::Adam;
   torch::Tensor step(LossClosure closure = nullptr) override;
+
+  /// One step in two halves, for ranks that share this optimizer's parameters (threads of one
+  /// process, dist/thread_team.h): plan_step() on one thread (the state's bookkeeping: step counts,
+  /// moments created on the first step), then update_part(r, n) on each of n threads for r in
+  /// 0..n-1, each over its 1/n of every parameter's elements; together they are step() to the bit.
+  /// Where the fused loop does not apply, plan_step() takes the whole step (Adam::step) and the
+  /// parts do nothing.
+  void plan_step();
+  void update_part(int64_t part, int64_t parts) const;
+
+  /// One step's scalars of one parameter, as floats.
+  struct Scalars {
+    float b1, one_minus_b1, b2, one_minus_b2, sqrt_bc2, eps, neg_step, decay;
+  };
+
+ private:
+  /// One parameter's update of a step: its memory and its scalars.
+  struct Planned {
+    float *w, *m, *v;
+    const float* g;
+    int64_t n;
+    Scalars k;
+  };
+  std::vector<Planned> planned_;
 };
 
 }  // namespace matvae

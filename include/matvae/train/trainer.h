@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "matvae/data/dataset.h"
+#include "matvae/dist/collectives.h"
 #include "matvae/models/vae.h"
 #include "matvae/train/config.h"
 #include "matvae/train/objective.h"
@@ -24,6 +25,7 @@ struct StepProgress {
   double loss = 0;                // running mean of the epoch's training loss
   double images_per_s = 0;
   double eta_s = 0;               // whole remaining run
+  int64_t threads = 1;            // the run's threads (of every rank of a thread team together)
 };
 
 struct TrainHooks {
@@ -32,8 +34,9 @@ struct TrainHooks {
   const std::atomic<bool>* stop = nullptr;           // when set: save the resume state and return
   // Data-parallel: this process is one rank of several (dist/rank_group.h). Each rank computes its
   // shard of every batch, the gradients are summed over the ranks, and rank 0 alone writes the run
-  // folder and evaluates. Null: one process.
-  RankGroup* ranks = nullptr;
+  // folder and evaluates. Null: one process, whose threads may themselves be ranks (parallel =
+  // batch, dist/thread_team.h).
+  Collectives* ranks = nullptr;
 };
 
 struct TrainResult {

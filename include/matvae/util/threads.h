@@ -6,6 +6,9 @@
 
 namespace matvae {
 
+/// The threads a setting of n means: n, or every core for 0.
+int64_t thread_count(int64_t n);
+
 /// Sets LibTorch's intra-op threads for the calling thread: n, or every core for 0. It also makes
 /// this thread and its OpenMP team (LibTorch's and OpenBLAS's workers) flush subnormal floats to
 /// zero: a long training drives some logits so negative that their sigmoids and gradients go
