@@ -11,6 +11,7 @@
 // at their next collective instead of waiting for it, and run() rethrows the failure.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -49,7 +50,7 @@ class ThreadTeam {
   std::condition_variable arrived_cv_;
   int64_t arrived_ = 0;
   int64_t returned_ = 0;  // ranks whose work has returned
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};  // written under the mutex; read without it while spinning
   bool broken_ = false;
   // What the ranks lay out for a collective between its barriers: one slot per rank.
   std::vector<std::vector<torch::Tensor>*> tensors_;
