@@ -256,7 +256,8 @@ int run_train(const TrainArgs& a) {
     if (matvae::steady_seconds() - g_started.wall < 1.0) return;  // no /proc reads until then
     busy_checked = true;
     const std::string busy =
-        matvae::busy_machine_warning(g_started, matvae::cpu_times(), p.threads, matvae::online_cores());
+        matvae::busy_machine_warning(g_started, matvae::cpu_times(), p.threads, matvae::online_cores(),
+                                     p.split_operations);
     if (busy.empty()) return;
     bar.finish();
     say(busy);

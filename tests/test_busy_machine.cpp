@@ -25,17 +25,23 @@ std::pair<matvae::CpuTimes, matvae::CpuTimes> readings(double seconds, double ma
 TEST(BusyMachine, WarnsWhenOthersHoldACoreTheThreadsNeed) {
   // 2 s on 2 cores: this process used 2 s (its threads, spinning included), the others 2 s: one core.
   const auto [a, b] = readings(2.0, 4.0, 2.0);
-  const std::string w = matvae::busy_machine_warning(a, b, 2, 2);
+  const std::string w = matvae::busy_machine_warning(a, b, 2, 2, true);
   EXPECT_EQ(w.rfind("warning: ", 0), 0u) << w;
   EXPECT_NE(w.find("kept 1.0 of the 2 cores"), std::string::npos) << w;
   EXPECT_NE(w.find("--threads 1"), std::string::npos) << w;
   EXPECT_EQ(w.find('\n'), std::string::npos) << "one line: " << w;
+  EXPECT_NE(w.find("spin"), std::string::npos) << w;  // threads that split operations: an OpenMP team
+  // Threads that are ranks (--parallel batch) sleep while they wait: no faster, not several times slower.
+  const std::string ranks = matvae::busy_machine_warning(a, b, 2, 2, false);
+  EXPECT_NE(ranks.find("no faster than 1 thread"), std::string::npos) << ranks;
+  EXPECT_NE(ranks.find("--threads 1"), std::string::npos) << ranks;
+  EXPECT_EQ(ranks.find("spin"), std::string::npos) << ranks;
 }
 
 TEST(BusyMachine, SuggestsTheThreadsTheFreeCoresHold) {
   // 8 cores, 8 threads, others busy on 3 cores: 5 are free.
   const auto [a, b] = readings(4.0, 4.0 * 8, 4.0 * 5);
-  const std::string w = matvae::busy_machine_warning(a, b, 8, 8);
+  const std::string w = matvae::busy_machine_warning(a, b, 8, 8, true);
   EXPECT_NE(w.find("kept 3.0 of the 8 cores"), std::string::npos) << w;
   EXPECT_NE(w.find("--threads 5"), std::string::npos) << w;
 }
@@ -43,17 +49,17 @@ TEST(BusyMachine, SuggestsTheThreadsTheFreeCoresHold) {
 TEST(BusyMachine, QuietWhenTheThreadsFitOrTheReadingsCannotTell) {
   // Others at 0.3 of a core beside 2 threads on 2 cores: under the half core that counts.
   auto [a, b] = readings(2.0, 2.0 * 1.7 + 0.6, 2.0 * 1.7);
-  EXPECT_EQ(matvae::busy_machine_warning(a, b, 2, 2), "");
+  EXPECT_EQ(matvae::busy_machine_warning(a, b, 2, 2, true), "");
   // Others on a whole core, but this process runs 1 thread, or 4 threads on 8 cores: each has one.
   std::tie(a, b) = readings(2.0, 4.0, 2.0);
-  EXPECT_EQ(matvae::busy_machine_warning(a, b, 1, 2), "");
-  EXPECT_EQ(matvae::busy_machine_warning(a, b, 4, 8), "");
+  EXPECT_EQ(matvae::busy_machine_warning(a, b, 1, 2, true), "");
+  EXPECT_EQ(matvae::busy_machine_warning(a, b, 4, 8, true), "");
   // Under a second apart, or a reading that failed: no verdict.
   std::tie(a, b) = readings(0.5, 1.0, 0.5);
-  EXPECT_EQ(matvae::busy_machine_warning(a, b, 2, 2), "");
+  EXPECT_EQ(matvae::busy_machine_warning(a, b, 2, 2, true), "");
   std::tie(a, b) = readings(2.0, 4.0, 2.0);
   b.ok = false;
-  EXPECT_EQ(matvae::busy_machine_warning(a, b, 2, 2), "");
+  EXPECT_EQ(matvae::busy_machine_warning(a, b, 2, 2, true), "");
 }
 
 /// Burns `seconds` of this thread's CPU time.

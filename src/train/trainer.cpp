@@ -256,6 +256,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
       sp.images_per_s = step_rate * config.batch_size;
       sp.eta_s = (config.epochs * steps_per_epoch - p.global_step) / std::max(step_rate, 1e-9);
       sp.threads = s.threads;
+      sp.split_operations = !s.ranks && s.threads > 1;
       hooks.on_step(sp);
     }
     if ((config.checkpoint_every > 0 && p.global_step % config.checkpoint_every == 0) || stop) {

@@ -155,7 +155,8 @@ CpuTimes cpu_times() {
 
 int64_t online_cores() { return std::max<int64_t>(1, sysconf(_SC_NPROCESSORS_ONLN)); }
 
-std::string busy_machine_warning(const CpuTimes& since, const CpuTimes& now, int64_t threads, int64_t cores) {
+std::string busy_machine_warning(const CpuTimes& since, const CpuTimes& now, int64_t threads, int64_t cores,
+                                 bool split_operations) {
   const double seconds = now.wall - since.wall;
   if (!since.ok || !now.ok || threads <= 1 || seconds < 1.0) return {};
   // What the others used: every core's busy time less this process's own (its spinning included).
@@ -163,11 +164,17 @@ std::string busy_machine_warning(const CpuTimes& since, const CpuTimes& now, int
   const double free = std::max(0.0, static_cast<double>(cores) - others);
   if (static_cast<double>(threads) <= free + 0.5) return {};
   const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(std::floor(free + 0.5)));
+  const std::string on_fit = fit == 1 ? "1 thread" : fmt::format("{} threads", fit);
+  if (split_operations)
+    return fmt::format(
+        "warning: other processes kept {:.1f} of the {} cores busy over the last {:.0f} s: on {} threads that share "
+        "cores with them, LibTorch's OpenMP threads spin while they wait for one another, and training runs several "
+        "times slower than on {}; --threads {} (or --parallel batch) avoids it",
+        others, cores, seconds, threads, on_fit, fit);
   return fmt::format(
-      "warning: other processes kept {:.1f} of the {} cores busy over the last {:.0f} s: on {} threads that share "
-      "cores with them, LibTorch's OpenMP threads spin while they wait for one another, and training runs several "
-      "times slower than on {}; --threads {} (or OMP_WAIT_POLICY=passive) avoids it",
-      others, cores, seconds, threads, fit == 1 ? "1 thread" : fmt::format("{} threads", fit), fit);
+      "warning: other processes kept {:.1f} of the {} cores busy over the last {:.0f} s: {} threads that share cores "
+      "with them train no faster than {}; --threads {} does as well and leaves the others their cores",
+      others, cores, seconds, threads, on_fit, fit);
 }
 
 }  // namespace matvae

@@ -48,9 +48,12 @@ int64_t online_cores();
 
 /// A one-line warning (or empty) when, between `since` and `now` (at least 1 s apart), other
 /// processes kept so many of the `cores` busy that this process's `threads` could not each have
-/// one. LibTorch's and OpenBLAS's OpenMP threads spin while they wait for one another, so a team
-/// that shares its cores runs several times slower than fewer threads on the free ones
-/// (bench/busy_machine.py). The warning says how many threads the free cores hold.
-std::string busy_machine_warning(const CpuTimes& since, const CpuTimes& now, int64_t threads, int64_t cores);
+/// one. `split_operations`: the threads split each operation (OpenMP teams, --parallel ops); they
+/// spin while they wait for one another, so a team that shares its cores runs several times slower
+/// than fewer threads on the free ones. Threads that are ranks (--parallel batch) sleep instead, and
+/// run about as fast as the free cores' share (bench/busy_machine.py). The warning says how many
+/// threads the free cores hold.
+std::string busy_machine_warning(const CpuTimes& since, const CpuTimes& now, int64_t threads, int64_t cores,
+                                 bool split_operations);
 
 }  // namespace matvae
