@@ -725,8 +725,8 @@ def main():
     N.append(f"Data: {res['settings']['data']}, held in memory; every run uses the first {steps} x batch training "
              "images; seed 0. matvae's per-epoch test evaluation is not in its figures.")
     N.append("matvae's 2-thread cells train with parallel = batch, the default since session 14: two one-thread "
-             "ranks in one process, each with half of every batch and a copy of the model, their gradients summed "
-             "in shared memory (src/dist/thread_team.cpp). Result files before session 14 measured parallel = ops "
+             "ranks in one process, each with half of every batch, sharing rank 0's weights; their gradients are "
+             "summed in shared memory and one Adam step is split between them (src/dist/thread_team.cpp). Result files before session 14 measured parallel = ops "
              "(one model, each operation split over both threads). The products-alone figures time the products "
              "of one model on the cell's threads, the ops layout: half-batch products on one thread each may run "
              "faster, so for batch-mode cells they are a reference, not a bound.")
