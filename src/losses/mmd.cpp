@@ -83,6 +83,63 @@ torch::Tensor sq_dist(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.unsqueeze(1) - b.unsqueeze(0)).square().sum(2);
 }
 
+/// The blocks' side of one pair problem: rows `rows` of the pair matrix (all of z, or a rank's
+/// share) against all T points z. sq [K, T]: every point's squared norm per block; gram [K, R, T]:
+/// the rows' Gram matrices with every point; kernel [K, R, T]: for the forward pass to fill.
+struct PairBlocks {
+  torch::Tensor sq, gram, kernel;
+};
+
+PairBlocks pair_blocks(const torch::Tensor& z, const torch::Tensor& rows, const std::vector<int64_t>& nesting) {
+  const int64_t T = z.size(0), R = rows.size(0), K = static_cast<int64_t>(nesting.size());
+  const auto f32 = z.options().dtype(torch::kFloat32);
+  PairBlocks b{torch::empty({K, T}, f32), torch::empty({K, R, T}, f32), torch::empty({K, R, T}, f32)};
+  int64_t start = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t width = nesting[k] - start;
+    auto sq_k = b.sq[k], gram_k = b.gram[k];
+    at::sum_out(sq_k, z.narrow(1, start, width).square(), {1});
+    at::mm_out(gram_k, rows.narrow(1, start, width), z.narrow(1, start, width).t());
+    start = nesting[k];
+  }
+  return b;
+}
+
+/// The estimator's settings, kept in the autograd context from the forward pass to the backward.
+void save_settings(torch::autograd::AutogradContext* ctx, int64_t codes, const std::vector<int64_t>& nesting,
+                   const std::vector<double>& scales, bool imq, bool unbiased) {
+  ctx->saved_data["codes"] = codes;
+  ctx->saved_data["nesting"] = nesting;
+  ctx->saved_data["scales"] = scales;
+  ctx->saved_data["imq"] = imq;
+  ctx->saved_data["unbiased"] = unbiased;
+}
+
+/// The pair problem of blocks `b` under the settings in `ctx`; `scale` keeps the floats it points at.
+MmdPairs pairs_of(torch::autograd::AutogradContext* ctx, const PairBlocks& b, std::vector<float>& scale) {
+  const auto scales = ctx->saved_data["scales"].toDoubleVector();
+  scale.assign(scales.begin(), scales.end());
+  return MmdPairs{b.sq.size(1),
+                  ctx->saved_data["codes"].toInt(),
+                  b.sq.size(0),
+                  ctx->saved_data["imq"].toBool(),
+                  ctx->saved_data["unbiased"].toBool(),
+                  scale.data(),
+                  b.sq.data_ptr<float>(),
+                  b.gram.size(1),
+                  b.gram.data_ptr<float>(),
+                  b.kernel.data_ptr<float>()};
+}
+
+/// Every prefix's sum over the rows of `row_sums` [R, K], in row order (a fixed order: the same on
+/// any thread count), as float32 [K].
+torch::Tensor sum_rows(const std::vector<double>& row_sums, int64_t K) {
+  std::vector<double> total(static_cast<size_t>(K), 0.0);
+  for (size_t i = 0; i < row_sums.size(); i += static_cast<size_t>(K))
+    for (int64_t k = 0; k < K; ++k) total[k] += row_sums[i + k];
+  return torch::tensor(total, torch::TensorOptions().dtype(torch::kFloat64)).to(torch::kFloat32);
+}
+
 /// loss_mmd_prefixes on CPU float32: the blocks' Gram matrices by the BLAS, everything elementwise
 /// in one pass over the pairs each way (mmd_pair_sums.h). z = [x; y], the codes first.
 class MmdPrefixSums : public torch::autograd::Function<MmdPrefixSums> {
@@ -91,54 +148,28 @@ class MmdPrefixSums : public torch::autograd::Function<MmdPrefixSums> {
                                const std::vector<int64_t>& nesting, const std::vector<double>& scales, bool imq,
                                bool unbiased) {
     const int64_t T = z.size(0), K = static_cast<int64_t>(nesting.size());
-    const auto f32 = z.options().dtype(torch::kFloat32);
-    auto sq = torch::empty({K, T}, f32), gram = torch::empty({K, T, T}, f32), kernel = torch::empty({K, T, T}, f32);
-    int64_t start = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      const auto zb = z.narrow(1, start, nesting[k] - start);
-      auto sq_k = sq[k], gram_k = gram[k];
-      at::sum_out(sq_k, zb.square(), {1});
-      at::mm_out(gram_k, zb, zb.t());
-      start = nesting[k];
-    }
-    std::vector<float> scale(scales.begin(), scales.end());
-    MmdPairs pairs{T, codes, K, imq, unbiased, scale.data(), sq.data_ptr<float>(), T, gram.data_ptr<float>(),
-                   kernel.data_ptr<float>()};
+    save_settings(ctx, codes, nesting, scales, imq, unbiased);
+    const PairBlocks b = pair_blocks(z, z, nesting);
+    std::vector<float> scale;
+    const MmdPairs pairs = pairs_of(ctx, b, scale);
     std::vector<double> row_sums(static_cast<size_t>(T * K));
     at::parallel_for(0, T, 16, [&](int64_t begin, int64_t end) {
       mmd_pair_rows_forward(pairs, begin, end, begin, row_sums.data());
     });
-    std::vector<double> total(static_cast<size_t>(K), 0.0);  // a fixed order: the same on any thread count
-    for (int64_t i = 0; i < T; ++i)
-      for (int64_t k = 0; k < K; ++k) total[k] += row_sums[i * K + k];
-    ctx->save_for_backward({z, sq, gram, kernel});
-    ctx->saved_data["codes"] = codes;
-    ctx->saved_data["nesting"] = nesting;
-    ctx->saved_data["scales"] = scales;
-    ctx->saved_data["imq"] = imq;
-    ctx->saved_data["unbiased"] = unbiased;
-    return torch::tensor(total, torch::TensorOptions().dtype(torch::kFloat64)).to(torch::kFloat32);
+    ctx->save_for_backward({z, b.sq, b.gram, b.kernel});
+    return sum_rows(row_sums, K);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const auto &z = saved[0], &sq = saved[1], &gram = saved[2], &kernel = saved[3];
+    const auto& z = saved[0];
+    const PairBlocks b{saved[1], saved[2], saved[3]};
     const auto nesting = ctx->saved_data["nesting"].toIntVector();
-    const auto scales = ctx->saved_data["scales"].toDoubleVector();
     const int64_t T = z.size(0), K = static_cast<int64_t>(nesting.size());
-    std::vector<float> scale(scales.begin(), scales.end());
+    std::vector<float> scale;
+    const MmdPairs pairs = pairs_of(ctx, b, scale);
     const auto grad = grads[0].to(torch::kFloat32).contiguous();
-    MmdPairs pairs{T,
-                   ctx->saved_data["codes"].toInt(),
-                   K,
-                   ctx->saved_data["imq"].toBool(),
-                   ctx->saved_data["unbiased"].toBool(),
-                   scale.data(),
-                   sq.data_ptr<float>(),
-                   T,
-                   gram.data_ptr<float>(),
-                   kernel.data_ptr<float>()};
     auto dblock = torch::empty({K, T, T}, z.options());
     at::parallel_for(0, T, 16, [&](int64_t begin, int64_t end) {
       mmd_pair_rows_backward(pairs, grad.data_ptr<float>(), begin, end, begin, dblock.data_ptr<float>());
@@ -159,28 +190,21 @@ class MmdPrefixSums : public torch::autograd::Function<MmdPrefixSums> {
 
 /// loss_mmd_prefix_share on CPU float32: MmdPrefixSums over the share's rows of the pair matrix
 /// only. The rows kept are the share's codes, then its draws: stored row a is code row
-/// code_begin + a for a < codes_kept, else draw row n + draw_begin + (a - codes_kept).
+/// code_begin + a for a < code_count, else draw row n + draw_begin + (a - code_count).
 class MmdPrefixShare : public torch::autograd::Function<MmdPrefixShare> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& z, int64_t codes,
                                const std::vector<int64_t>& nesting, const std::vector<double>& scales, bool imq,
                                bool unbiased, int64_t code_begin, int64_t code_count, int64_t draw_begin,
                                int64_t draw_count) {
-    const int64_t T = z.size(0), K = static_cast<int64_t>(nesting.size()), R = code_count + draw_count;
-    const auto f32 = z.options().dtype(torch::kFloat32);
+    const int64_t K = static_cast<int64_t>(nesting.size()), R = code_count + draw_count;
+    save_settings(ctx, codes, nesting, scales, imq, unbiased);
+    ctx->saved_data["code_begin"] = code_begin;
+    ctx->saved_data["code_count"] = code_count;
     const auto kept = torch::cat({z.narrow(0, code_begin, code_count), z.narrow(0, codes + draw_begin, draw_count)});
-    auto sq = torch::empty({K, T}, f32), gram = torch::empty({K, R, T}, f32), kernel = torch::empty({K, R, T}, f32);
-    int64_t start = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      const auto zb = z.narrow(1, start, nesting[k] - start);
-      auto sq_k = sq[k], gram_k = gram[k];
-      at::sum_out(sq_k, zb.square(), {1});
-      at::mm_out(gram_k, kept.narrow(1, start, nesting[k] - start), zb.t());
-      start = nesting[k];
-    }
-    std::vector<float> scale(scales.begin(), scales.end());
-    MmdPairs pairs{T, codes, K, imq, unbiased, scale.data(), sq.data_ptr<float>(), R, gram.data_ptr<float>(),
-                   kernel.data_ptr<float>()};
+    const PairBlocks b = pair_blocks(z, kept, nesting);
+    std::vector<float> scale;
+    const MmdPairs pairs = pairs_of(ctx, b, scale);
     std::vector<double> row_sums(static_cast<size_t>(R * K));
     at::parallel_for(0, R, 16, [&](int64_t begin, int64_t end) {
       const int64_t split = std::clamp(code_count, begin, end);  // the chunk's codes, then its draws
@@ -188,40 +212,21 @@ class MmdPrefixShare : public torch::autograd::Function<MmdPrefixShare> {
       const int64_t draw0 = codes + draw_begin - code_count;  // pair row of stored row a >= code_count
       mmd_pair_rows_forward(pairs, draw0 + split, draw0 + end, split, row_sums.data());
     });
-    std::vector<double> total(static_cast<size_t>(K), 0.0);
-    for (int64_t a = 0; a < R; ++a)
-      for (int64_t k = 0; k < K; ++k) total[k] += row_sums[a * K + k];
-    ctx->save_for_backward({z, kept, sq, gram, kernel});
-    ctx->saved_data["codes"] = codes;
-    ctx->saved_data["nesting"] = nesting;
-    ctx->saved_data["scales"] = scales;
-    ctx->saved_data["imq"] = imq;
-    ctx->saved_data["unbiased"] = unbiased;
-    ctx->saved_data["code_begin"] = code_begin;
-    ctx->saved_data["code_count"] = code_count;
-    return torch::tensor(total, torch::TensorOptions().dtype(torch::kFloat64)).to(torch::kFloat32);
+    ctx->save_for_backward({z, kept, b.sq, b.gram, b.kernel});
+    return sum_rows(row_sums, K);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const auto &z = saved[0], &kept = saved[1], &sq = saved[2], &gram = saved[3], &kernel = saved[4];
+    const auto &z = saved[0], &kept = saved[1];
+    const PairBlocks b{saved[2], saved[3], saved[4]};
     const auto nesting = ctx->saved_data["nesting"].toIntVector();
-    const auto scales = ctx->saved_data["scales"].toDoubleVector();
     const int64_t T = z.size(0), K = static_cast<int64_t>(nesting.size()), R = kept.size(0);
     const int64_t code_begin = ctx->saved_data["code_begin"].toInt(), code_count = ctx->saved_data["code_count"].toInt();
-    std::vector<float> scale(scales.begin(), scales.end());
+    std::vector<float> scale;
+    const MmdPairs pairs = pairs_of(ctx, b, scale);
     const auto grad = grads[0].to(torch::kFloat32).contiguous();
-    MmdPairs pairs{T,
-                   ctx->saved_data["codes"].toInt(),
-                   K,
-                   ctx->saved_data["imq"].toBool(),
-                   ctx->saved_data["unbiased"].toBool(),
-                   scale.data(),
-                   sq.data_ptr<float>(),
-                   R,
-                   gram.data_ptr<float>(),
-                   kernel.data_ptr<float>()};
     // Only the codes' rows: the draws take no gradient. dblock's draw rows stay unwritten and unread.
     auto dblock = torch::empty({K, R, T}, z.options());
     at::parallel_for(0, code_count, 16, [&](int64_t begin, int64_t end) {
