@@ -149,10 +149,6 @@ void share_state(Session& s) {
   if (!s.writes()) s.progress = RunFolder::load_state_bytes(bytes, s.model, s.optimizer, s.gen, s.config);
 }
 
-/// Sums every parameter's gradient over the ranks in one all-reduce, with this rank's stop request
-/// appended, so that every rank stops after the same step. Each rank's gradient is its share of the
-/// batch's (the objective scales by rows / total), so the sum is the one-process gradient. Returns
-/// whether any rank asked to stop.
 /// The ranks of a thread team share rank 0's weights (their parameters alias its memory) and its
 /// optimizer, so that one Adam step, split over them, moves every rank's model at once: after
 /// share_state, every rank learns rank 0's session, and the others point their parameters at its.
@@ -182,6 +178,10 @@ void optimizer_step(Session& s) {
   s.ranks->barrier();
 }
 
+/// Sums every parameter's gradient over the ranks in one all-reduce, with this rank's stop request
+/// appended, so that every rank stops after the same step. Each rank's gradient is its share of the
+/// batch's (the objective scales by rows / total), so the sum is the one-process gradient. Returns
+/// whether any rank asked to stop.
 bool sum_gradients(Session& s, bool stop) {
   if (!s.ranks) return stop;
   // The same parameters have a gradient on every rank: each draws the same prefixes and mask.
@@ -256,7 +256,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
       sp.images_per_s = step_rate * config.batch_size;
       sp.eta_s = (config.epochs * steps_per_epoch - p.global_step) / std::max(step_rate, 1e-9);
       sp.threads = s.threads;
-      sp.split_operations = !s.ranks && s.threads > 1;
+      sp.split_operations = torch::get_num_threads() > 1;  // this rank's own LibTorch threads
       hooks.on_step(sp);
     }
     if ((config.checkpoint_every > 0 && p.global_step % config.checkpoint_every == 0) || stop) {

@@ -26,7 +26,7 @@ struct StepProgress {
   double images_per_s = 0;
   double eta_s = 0;               // whole remaining run
   int64_t threads = 1;            // the run's threads (of every rank of a thread team together)
-  bool split_operations = false;  // its threads split each operation (parallel = ops, or its fallback)
+  bool split_operations = false;  // the reporting rank's threads split each operation (more than one LibTorch thread)
 };
 
 struct TrainHooks {
