@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from results_io import commit_stamp, write_result
+from results_io import commit_stamp, result_record, write_result
 
 SETTINGS = (  # (label, threads, environment added, flags added)
     ("1 thread", 1, {}, []),
@@ -106,9 +106,7 @@ def main():
                              "flags": extra,
                              "images_per_s": v, "median": statistics.median(v),
                              "vs_2_threads_ops": statistics.median(v) / default_2})
-    result = {"name": a.name, "commit": commit, "cores": os.cpu_count(),
-              "batch_size": a.batch_size, "rounds": a.rounds, "load_start": load_start, "load_end": load_end,
-              "command": " ".join(sys.argv), "rows": rows}
+    result = result_record(a.name, commit, load_start, load_end, rows, batch_size=a.batch_size, rounds=a.rounds)
 
     md = [f"# Training on a busy machine: {a.name}", "",
           f"`{result['command']}` at commit {result['commit']}; {result['cores']} cores; batch {a.batch_size}, "

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from results_io import commit_stamp, write_result
+from results_io import commit_stamp, result_record, write_result
 
 
 def second_epoch(run):
@@ -83,9 +83,7 @@ def main():
             })
     load_end = os.getloadavg()[0]
 
-    result = {"name": a.name, "commit": commit, "cores": os.cpu_count(),
-              "images": a.images, "batch_size": a.batch_size, "load_start": load_start, "load_end": load_end,
-              "command": " ".join(sys.argv), "rows": rows}
+    result = result_record(a.name, commit, load_start, load_end, rows, images=a.images, batch_size=a.batch_size)
     md = [f"# Data-parallel scaling: {a.name}", "",
           f"`{result['command']}` at commit {result['commit']}; {result['cores']} cores; "
           f"{a.images} images per epoch at global batch {a.batch_size}, the second epoch of 2; "

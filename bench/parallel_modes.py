@@ -13,11 +13,10 @@ import argparse
 import datetime
 import os
 import statistics
-import sys
 import tempfile
 
 from busy_machine import train
-from results_io import commit_stamp, write_result
+from results_io import commit_stamp, result_record, write_result
 
 SETTINGS = (  # (label, threads, extra flags)
     ("1 thread", 1, []),
@@ -67,8 +66,7 @@ def main():
                          "batch_over_ops": med["2 threads, batch"] / med["2 threads, ops"],
                          "ops_over_1": med["2 threads, ops"] / med["1 thread"],
                          "batch_over_1": med["2 threads, batch"] / med["1 thread"]})
-    result = {"name": a.name, "commit": commit, "cores": os.cpu_count(), "rounds": a.rounds,
-              "load_start": load_start, "load_end": load_end, "command": " ".join(sys.argv), "rows": rows}
+    result = result_record(a.name, commit, load_start, load_end, rows, rounds=a.rounds)
 
     md = [f"# How two threads share a step: {a.name}", "",
           f"`{result['command']}` at commit {result['commit']}; {result['cores']} cores; latent 64, hidden 512,256 "
