@@ -3,7 +3,8 @@
 
 ops: one model, LibTorch's intra-op threads splitting each operation. batch (the default): a thread
 team, each thread a one-thread rank with a copy of the model and its share of every batch, the
-gradients summed in shared memory and one Adam step split over the threads (src/dist/thread_team.cpp).
+gradients summed in shared memory by the Adam step that reads them, split over the threads
+(src/dist/thread_team.cpp, FusedAdam::update_part_of_sum).
 Every figure is the second epoch of 2 (the first warms the heap), the median of the rounds, which run
 interleaved; 1 thread is there as the yardstick (2 threads over 1 is the scaling).
 

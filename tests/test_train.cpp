@@ -75,6 +75,7 @@ class TrainTest : public ::testing::Test {
       auto j = nlohmann::json::parse(line);
       j.erase("seconds");
       j.erase("images_per_s");
+      j.erase("collective_seconds");
       out.push_back(j);
     }
     return out;
@@ -135,33 +136,43 @@ TEST_F(TrainTest, TwoRunsGiveIdenticalMetrics) {
 }
 
 TEST_F(TrainTest, InterruptedAndResumedRunEqualsUninterrupted) {
-  TrainConfig c = small();
-  c.decoder = matvae::DecoderForm::kSeparate;
-  c.checkpoint_every = 7;
-  matvae::train(c, out_ / "whole");
+  // On one thread, and on a team of two one-thread ranks (threads 2, parallel batch), where rank 0
+  // sees the stop request and the step it is in tells the other.
+  for (const int64_t threads : {1, 2}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    const std::string tag = std::to_string(threads);
+    TrainConfig c = small();
+    c.decoder = matvae::DecoderForm::kSeparate;
+    c.checkpoint_every = 7;
+    c.threads = threads;
+    matvae::train(c, out_ / ("whole" + tag));
 
-  // Stop mid-epoch (step 27 of 20 per epoch = epoch 2), then again in epoch 3, resuming each time.
-  std::atomic<bool> stop{false};
-  int64_t steps = 0, stop_at = 27;
-  matvae::TrainHooks hooks;
-  hooks.stop = &stop;
-  hooks.on_step = [&](const matvae::StepProgress&) {
-    if (++steps == stop_at) stop = true;
-  };
-  auto r = matvae::train(c, out_ / "parts", hooks);
-  EXPECT_TRUE(r.interrupted);
-  EXPECT_EQ(metrics(out_ / "parts").size(), 1u);
-  stop = false;
-  steps = 0;
-  stop_at = 15;
-  r = matvae::resume(out_ / "parts", hooks);
-  EXPECT_TRUE(r.interrupted);
-  stop = false;
-  stop_at = -1;
-  r = matvae::resume(out_ / "parts", hooks);
-  EXPECT_FALSE(r.interrupted);
-  EXPECT_EQ(metrics(out_ / "whole"), metrics(out_ / "parts"));
-  EXPECT_EQ(matvae_test::read_bytes(out_ / "whole" / "recon.png"), matvae_test::read_bytes(out_ / "parts" / "recon.png"));
+    // Stop mid-epoch (step 27 of 20 per epoch = epoch 2), then again in epoch 3, resuming each time.
+    std::atomic<bool> stop{false};
+    int64_t steps = 0, stop_at = 27;
+    matvae::TrainHooks hooks;
+    hooks.stop = &stop;
+    hooks.on_step = [&](const matvae::StepProgress&) {
+      if (++steps == stop_at) stop = true;
+    };
+    auto r = matvae::train(c, out_ / ("parts" + tag), hooks);
+    EXPECT_TRUE(r.interrupted);
+    EXPECT_EQ(metrics(out_ / ("parts" + tag)).size(), 1u);
+    stop = false;
+    steps = 0;
+    stop_at = 15;
+    r = matvae::resume(out_ / ("parts" + tag), hooks);
+    EXPECT_TRUE(r.interrupted);
+    stop = false;
+    stop_at = -1;
+    r = matvae::resume(out_ / ("parts" + tag), hooks);
+    EXPECT_FALSE(r.interrupted);
+    const auto whole = metrics(out_ / ("whole" + tag));
+    EXPECT_EQ(whole, metrics(out_ / ("parts" + tag)));
+    EXPECT_EQ(whole.front().value("ranks", 1), threads);  // a team of two, or one process
+    EXPECT_EQ(matvae_test::read_bytes(out_ / ("whole" + tag) / "recon.png"),
+              matvae_test::read_bytes(out_ / ("parts" + tag) / "recon.png"));
+  }
 }
 
 TEST_F(TrainTest, PrefixSamplingResumesExactlyAndAveragesEachPrefixOverItsSteps) {

@@ -3,6 +3,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace matvae {
@@ -47,7 +48,7 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
-  plan_step();
+  if (!plan_step()) return torch::optim::Adam::step();
   for (const Planned& p : planned_) {
     at::parallel_for(0, p.n, 1 << 15, [&](int64_t begin, int64_t end) {
       adam_update(p.w + begin, p.g + begin, p.m + begin, p.v + begin, end - begin, p.k);
@@ -57,16 +58,15 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
   return loss;
 }
 
-void FusedAdam::plan_step() {
+bool FusedAdam::plan_step() {
   planned_.clear();
-  if (!fusable(param_groups_)) {
-    torch::optim::Adam::step();
-    return;
-  }
+  if (!fusable(param_groups_)) return false;
   torch::NoGradGuard no_grad;
+  size_t index = 0;
   for (auto& group : param_groups_) {
     const auto& options = static_cast<const torch::optim::AdamOptions&>(group.options());
     for (auto& p : group.params()) {
+      const size_t at = index++;
       if (!p.grad().defined()) continue;
       // The state Adam keeps, created as Adam creates it.
       const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
@@ -89,15 +89,52 @@ void FusedAdam::plan_step() {
                           Scalars{static_cast<float>(beta1), static_cast<float>(1 - beta1), static_cast<float>(beta2),
                                   static_cast<float>(1 - beta2), static_cast<float>(std::sqrt(bias_correction2)),
                                   static_cast<float>(options.eps()), static_cast<float>(-options.lr() / bias_correction1),
-                                  static_cast<float>(options.weight_decay())}});
+                                  static_cast<float>(options.weight_decay())},
+                          at});
     }
   }
+  return true;
 }
 
 void FusedAdam::update_part(int64_t part, int64_t parts) const {
   for (const Planned& p : planned_) {
     const int64_t begin = p.n * part / parts, end = p.n * (part + 1) / parts;
     adam_update(p.w + begin, p.g + begin, p.m + begin, p.v + begin, end - begin, p.k);
+  }
+}
+
+void FusedAdam::update_part_of_sum(int64_t part, int64_t parts,
+                                   const std::vector<std::vector<torch::Tensor>>& ranks_parameters) const {
+  const size_t ranks = ranks_parameters.size();
+  TORCH_CHECK(ranks >= 1, "FusedAdam::update_part_of_sum: no ranks");
+  std::vector<const float*> g(ranks);
+  // The sum of a chunk of the ranks' gradients, in rank order (the order of the all-reduce it
+  // replaces), kept in L1 for the update that reads it.
+  constexpr int64_t kChunk = 1024;
+  alignas(64) float sum[kChunk];
+  for (const Planned& p : planned_) {
+    for (size_t r = 0; r < ranks; ++r) {
+      TORCH_CHECK(p.index < ranks_parameters[r].size(), "FusedAdam::update_part_of_sum: rank ", r, " has ",
+                  ranks_parameters[r].size(), " parameters");
+      const auto& w = ranks_parameters[r][p.index];
+      const auto& grad = w.grad();
+      TORCH_CHECK(w.data_ptr() == p.w && grad.defined() && grad.scalar_type() == torch::kFloat32 &&
+                      grad.is_contiguous() && grad.numel() == p.n,
+                  "FusedAdam::update_part_of_sum: rank ", r, "'s parameter ", p.index,
+                  " is not the planned one or has no float32 gradient of its size");
+      g[r] = grad.data_ptr<float>();
+    }
+    const int64_t begin = p.n * part / parts, end = p.n * (part + 1) / parts;
+    for (int64_t at = begin; at < end; at += kChunk) {
+      const int64_t n = std::min(kChunk, end - at);
+      const float* __restrict first = g[0] + at;
+      for (int64_t i = 0; i < n; ++i) sum[i] = first[i];
+      for (size_t r = 1; r < ranks; ++r) {
+        const float* __restrict theirs = g[r] + at;
+        for (int64_t i = 0; i < n; ++i) sum[i] += theirs[i];
+      }
+      adam_update(p.w + at, sum, p.m + at, p.v + at, n, p.k);
+    }
   }
 }
 

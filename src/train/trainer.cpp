@@ -68,6 +68,9 @@ struct Session {
   const Objective objective;
   Collectives* ranks = nullptr;  // data-parallel training; null for one process
   Session* root = nullptr;       // a thread team's rank 0, whose weights and optimizer every rank shares
+  const std::vector<Session*>* team = nullptr;             // a thread team's sessions, by rank
+  std::vector<std::vector<torch::Tensor>> team_parameters;  // their parameters, by rank
+  bool stop_requested = false;  // this rank's stop request at its last step, read by the team
   int64_t threads = 1;           // the run's threads, of every rank of a thread team together
   RunProgress progress;
   std::vector<std::string> metric_lines;  // metrics.jsonl as written so far
@@ -151,31 +154,24 @@ void share_state(Session& s) {
 
 /// The ranks of a thread team share rank 0's weights (their parameters alias its memory) and its
 /// optimizer, so that one Adam step, split over them, moves every rank's model at once: after
-/// share_state, every rank learns rank 0's session, and the others point their parameters at its.
-void share_root_weights(Session& s, Session*& published) {
-  if (s.writes()) published = &s;
-  s.ranks->barrier();  // rank 0's session is published before anyone reads it
-  s.root = published;
-  if (s.writes()) return;
-  const auto mine = s.model->parameters(), roots = s.root->model->parameters();
-  TORCH_INTERNAL_ASSERT(mine.size() == roots.size(), "a thread team's models differ");
-  for (size_t i = 0; i < mine.size(); ++i) {
-    torch::Tensor w = mine[i];  // shares the parameter: set_data gives it rank 0's memory
-    w.set_data(roots[i]);
+/// share_state, every rank publishes its session in `team` (one place per rank), and the others point
+/// their parameters at rank 0's.
+void share_root_weights(Session& s, std::vector<Session*>& team) {
+  team[static_cast<size_t>(s.ranks->rank())] = &s;
+  s.ranks->barrier();  // every session is published before anyone reads one
+  s.team = &team;
+  s.root = team.front();
+  if (!s.writes()) {
+    const auto mine = s.model->parameters(), roots = s.root->model->parameters();
+    TORCH_INTERNAL_ASSERT(mine.size() == roots.size(), "a thread team's models differ");
+    for (size_t i = 0; i < mine.size(); ++i) {
+      torch::Tensor w = mine[i];  // shares the parameter: set_data gives it rank 0's memory
+      w.set_data(roots[i]);
+    }
   }
-}
-
-/// The optimizer's step: its own, or on a thread team rank 0's, each rank updating its share of
-/// the elements between two barriers (every gradient summed before, every weight moved after).
-void optimizer_step(Session& s) {
-  if (!s.root) {
-    s.optimizer.step();
-    return;
-  }
-  if (s.writes()) s.optimizer.plan_step();
-  s.ranks->barrier();
-  s.root->optimizer.update_part(s.ranks->rank(), s.ranks->world());
-  s.ranks->barrier();
+  // Each rank's parameters in the optimizer's order (it was built on model->parameters()), for the
+  // step that sums their gradients.
+  for (Session* rank : team) s.team_parameters.push_back(rank->model->parameters());
 }
 
 /// Sums every parameter's gradient over the ranks in one all-reduce, with this rank's stop request
@@ -191,6 +187,32 @@ bool sum_gradients(Session& s, bool stop) {
   parts.push_back(torch::full({1}, stop ? 1.0f : 0.0f));
   s.ranks->all_reduce_sum(parts);
   return parts.back().item<float>() > 0;
+}
+
+/// A thread team's step: rank 0 plans it (FusedAdam::plan_step), then each rank sums its share of
+/// every gradient's elements over the ranks and moves those weights in the same pass
+/// (update_part_of_sum), between two barriers: every gradient complete before, every weight moved
+/// after. Returns whether any rank asked to stop.
+bool team_step(Session& s, bool stop) {
+  s.stop_requested = stop;
+  if (s.writes())
+    TORCH_INTERNAL_ASSERT(s.optimizer.plan_step(), "a thread team's parameters are float32 CPU tensors");
+  s.ranks->barrier();
+  bool any_stop = false;
+  for (size_t r = 0; r < s.team_parameters.size(); ++r) any_stop = any_stop || (*s.team)[r]->stop_requested;
+  s.root->optimizer.update_part_of_sum(s.ranks->rank(), s.ranks->world(), s.team_parameters);
+  s.ranks->barrier();
+  return any_stop;
+}
+
+/// The step after backward: the gradients summed over the ranks and the optimizer's step, the
+/// thread team's fused (team_step) or an all-reduce then this rank's own. Returns whether any rank
+/// asked to stop.
+bool optimizer_step(Session& s, bool stop) {
+  if (s.root) return team_step(s, stop);
+  stop = sum_gradients(s, stop);
+  s.optimizer.step();
+  return stop;
 }
 
 // ================================================================================================
@@ -237,8 +259,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
                               s.folder.state_file().string()));
     terms.total.backward();
     restore_zero_gradients(s.model->parameters(), had_gradient);
-    const bool stop = sum_gradients(s, hooks.stop && hooks.stop->load());
-    optimizer_step(s);
+    const bool stop = optimizer_step(s, hooks.stop && hooks.stop->load());
     if (!p.balance.empty()) update_balance(p.balance, terms.terms, which);
     add_step(p.sums, t, which, static_cast<double>(batch.images.size(0)));
     ++p.step_in_epoch;
@@ -370,10 +391,10 @@ void on_writer(Collectives* ranks, const std::function<void()>& work) {
 // ================================================================================================
 
 /// One rank's run (or the one process's), on `threads` threads of its own out of the run's
-/// `run_threads`. `team_root`: for the ranks of a thread team, where rank 0 publishes its session.
+/// `run_threads`. `team`: for the ranks of a thread team, where each publishes its session.
 TrainResult run_rank(const TrainConfig& config, const TrainTest& data, const RunFolder& folder,
                      const TrainHooks& hooks, bool resuming, Vae warm_from, int64_t threads, int64_t run_threads,
-                     Session** team_root = nullptr) {
+                     std::vector<Session*>* team = nullptr) {
   set_threads(threads);
   Session s(config, folder, data.train.pixels());
   s.ranks = hooks.ranks;
@@ -385,7 +406,7 @@ TrainResult run_rank(const TrainConfig& config, const TrainTest& data, const Run
     s.metric_lines = std::move(r.metric_lines);
   }
   if (s.ranks) share_state(s);
-  if (team_root) share_root_weights(s, *team_root);
+  if (team) share_root_weights(s, *team);
   s.seconds_before = s.progress.train_seconds;
   s.steps_before = s.progress.global_step;
   RunProgress& p = s.progress;
@@ -453,13 +474,13 @@ TrainResult run(const TrainConfig& config, const TrainTest& data, const RunFolde
   if (world == 1) return run_rank(config, data, folder, hooks, resuming, warm_from, threads, threads);
   // Rank 0 (this thread) reports progress, watches the stop request and writes the run folder.
   TrainResult result;
-  Session* root = nullptr;
+  std::vector<Session*> sessions(static_cast<size_t>(world), nullptr);
   ThreadTeam team(world);
   team.run([&](Collectives& ranks) {
     TrainHooks mine;
     if (ranks.is_root()) mine = hooks;
     mine.ranks = &ranks;
-    TrainResult r = run_rank(config, data, folder, mine, resuming, warm_from, 1, threads, &root);
+    TrainResult r = run_rank(config, data, folder, mine, resuming, warm_from, 1, threads, &sessions);
     if (ranks.is_root()) result = std::move(r);
   });
   return result;

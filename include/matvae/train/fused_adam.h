@@ -23,10 +23,16 @@ class FusedAdam : public torch::optim::Adam {
   /// process, dist/thread_team.h): plan_step() on one thread (the state's bookkeeping: step counts,
   /// moments created on the first step), then update_part(r, n) on each of n threads for r in
   /// 0..n-1, each over its 1/n of every parameter's elements; together they are step() to the bit.
-  /// Where the fused loop does not apply, plan_step() takes the whole step (Adam::step) and the
-  /// parts do nothing.
-  void plan_step();
+  /// plan_step() returns false, and plans and changes nothing, where the fused loop does not apply.
+  bool plan_step();
   void update_part(int64_t part, int64_t parts) const;
+
+  /// update_part with each parameter's gradient the sum, in rank order, of the ranks' own gradients
+  /// of it, summed as the update reads them and stored nowhere: one pass where an all-reduce and the
+  /// update took two. `ranks_parameters[r]` lists rank r's parameters in this optimizer's order;
+  /// they share this optimizer's parameters' memory (checked), each with a gradient of its own.
+  void update_part_of_sum(int64_t part, int64_t parts,
+                          const std::vector<std::vector<torch::Tensor>>& ranks_parameters) const;
 
   /// One step's scalars of one parameter, as floats.
   struct Scalars {
@@ -40,6 +46,7 @@ class FusedAdam : public torch::optim::Adam {
     const float* g;
     int64_t n;
     Scalars k;
+    size_t index;  // the parameter's place in the optimizer's parameters, over all groups
   };
   std::vector<Planned> planned_;
 };
