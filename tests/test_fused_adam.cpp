@@ -81,7 +81,7 @@ TEST(FusedAdam, AStepPlannedOnceAndUpdatedInPartsIsTheWholeStepToTheBit) {
   }
 }
 
-/// A net of 3 x 4,000 + ... weights (parts larger than update_part_of_sum's chunks), and `ranks - 1`
+/// A net of 12,000 + 1,500 weights (parts larger than update_part_of_sum's chunks), and `ranks - 1`
 /// more whose parameters share its memory, each with gradients of its own: a thread team's models.
 std::vector<torch::nn::Sequential> team_of(int ranks) {
   std::vector<torch::nn::Sequential> team;
@@ -98,8 +98,8 @@ std::vector<torch::nn::Sequential> team_of(int ranks) {
   return team;
 }
 
-/// Each rank's backward of the loss on its third of the batch, into its own gradients.
-void backward_thirds(std::vector<torch::nn::Sequential>& team, const torch::Tensor& x, const torch::Tensor& y) {
+/// Each rank's backward of the loss on its share of the batch, into its own gradients.
+void backward_shares(std::vector<torch::nn::Sequential>& team, const torch::Tensor& x, const torch::Tensor& y) {
   for (size_t r = 0; r < team.size(); ++r) {
     for (auto& w : team[r]->parameters()) w.mutable_grad() = torch::Tensor();
     const auto rows = torch::arange(static_cast<int64_t>(r), x.size(0), static_cast<int64_t>(team.size()));
@@ -109,34 +109,41 @@ void backward_thirds(std::vector<torch::nn::Sequential>& team, const torch::Tens
 
 TEST(FusedAdam, TheRanksGradientsSummedAsTheUpdateReadsThemAreTheAllReduceThenTheStepToTheBit) {
   // Reference: the gradients summed in rank order into rank 0's (what an all-reduce did), then step().
-  auto a = team_of(3), b = team_of(3);
-  FusedAdam whole(a[0]->parameters(), torch::optim::AdamOptions(3e-3).weight_decay(0.01));
-  FusedAdam parts(b[0]->parameters(), torch::optim::AdamOptions(3e-3).weight_decay(0.01));
-  torch::manual_seed(99);
-  const auto x = torch::randn({96, 40}), y = torch::randn({96, 5});
-  std::vector<std::vector<torch::Tensor>> ranks_parameters;
-  for (auto& net : b) ranks_parameters.push_back(net->parameters());
-  for (int i = 0; i < 4; ++i) {
-    backward_thirds(a, x, y);
-    const auto p0 = a[0]->parameters(), p1 = a[1]->parameters(), p2 = a[2]->parameters();
-    for (size_t j = 0; j < p0.size(); ++j) p0[j].mutable_grad() = (p0[j].grad() + p1[j].grad()) + p2[j].grad();
-    whole.step();
-    backward_thirds(b, x, y);
+  // 1, 2 and 3 ranks: each of update_part_of_sum's loops.
+  for (const int ranks : {1, 2, 3}) {
+    SCOPED_TRACE(std::to_string(ranks) + " ranks");
+    auto a = team_of(ranks), b = team_of(ranks);
+    FusedAdam whole(a[0]->parameters(), torch::optim::AdamOptions(3e-3).weight_decay(0.01));
+    FusedAdam parts(b[0]->parameters(), torch::optim::AdamOptions(3e-3).weight_decay(0.01));
+    torch::manual_seed(99);
+    const auto x = torch::randn({96, 40}), y = torch::randn({96, 5});
+    std::vector<std::vector<torch::Tensor>> ranks_parameters;
+    for (auto& net : b) ranks_parameters.push_back(net->parameters());
+    for (int i = 0; i < 4; ++i) {
+      backward_shares(a, x, y);
+      const auto p0 = a[0]->parameters();
+      for (int r = 1; r < ranks; ++r) {
+        const auto pr = a[r]->parameters();
+        for (size_t j = 0; j < p0.size(); ++j) p0[j].mutable_grad() = p0[j].grad() + pr[j].grad();
+      }
+      whole.step();
+      backward_shares(b, x, y);
+      ASSERT_TRUE(parts.plan_step());
+      for (const int64_t r : {2, 0, 1}) parts.update_part_of_sum(r, 3, ranks_parameters);  // any order
+    }
+    const auto pa = a[0]->parameters(), pb = b[0]->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) {
+      EXPECT_TRUE(torch::equal(pb[i], pa[i])) << "parameter " << i;
+      EXPECT_FALSE(torch::equal(pa[i], team_of(1)[0]->parameters()[i])) << "parameter " << i;  // it moved
+    }
+    // Another net's parameters (their own memory) are not the ranks' of this optimizer.
+    auto stranger = team_of(1);
+    backward_shares(b, x, y);
+    backward_shares(stranger, x, y);
+    ranks_parameters.back() = stranger[0]->parameters();
     ASSERT_TRUE(parts.plan_step());
-    for (const int64_t r : {2, 0, 1}) parts.update_part_of_sum(r, 3, ranks_parameters);  // any order
+    EXPECT_THROW(parts.update_part_of_sum(0, 3, ranks_parameters), c10::Error);
   }
-  const auto pa = a[0]->parameters(), pb = b[0]->parameters();
-  for (size_t i = 0; i < pa.size(); ++i) {
-    EXPECT_TRUE(torch::equal(pb[i], pa[i])) << "parameter " << i;
-    EXPECT_FALSE(torch::equal(pa[i], team_of(1)[0]->parameters()[i])) << "parameter " << i;  // it moved
-  }
-  // Another net's parameters (their own memory) are not the ranks' of this optimizer.
-  auto stranger = team_of(1);
-  backward_thirds(b, x, y);
-  backward_thirds(stranger, x, y);
-  ranks_parameters[1] = stranger[0]->parameters();
-  ASSERT_TRUE(parts.plan_step());
-  EXPECT_THROW(parts.update_part_of_sum(0, 3, ranks_parameters), c10::Error);
 }
 
 TEST(FusedAdam, SaveFilesAreInterchangeableWithAdam) {
