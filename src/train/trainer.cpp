@@ -422,8 +422,11 @@ TrainResult run_rank(const TrainConfig& config, const TrainTest& data, const Run
     }
     if (s.writes()) {  // the other ranks go on to the next epoch and wait for rank 0 there
       const PrefixStats train = means_of(p.sums);
+      // On a thread team the other ranks wait meanwhile: rank 0 evaluates on all the run's threads.
+      if (s.root) set_threads(s.threads);
       const PrefixStats test =
           evaluate(s.model, s.objective, data.test, config.batch_size, config.seed + 1000003ULL * (p.epoch + 1));
+      if (s.root) set_threads(1);
       const auto line = metrics_line(s, train, test, epoch);
       s.metric_lines.push_back(line.dump());
       folder.write_metric_lines(s.metric_lines);
