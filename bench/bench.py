@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -42,6 +43,7 @@ TARGET_CEILING = 0.70     # of the matmul ceiling at the most threads (2), batch
 TARGET_RATIO = {"vae": 1.5, "mmd": 1.5, "mrl-mmd": 2.5}   # matvae / reference images/s (issue 17)
 TARGET_MRL = 0.35         # MRL training time / sum of the separate models' training time
 TARGET_QUICK_S = 600      # wall seconds of experiment --profile quick (README command 1's main job)
+MRL_ROUNDS = 3            # section 4 trains each of its models this many times, interleaved, and takes medians
 PREFIX_SAMPLES = (2,)     # section 4 also times MRL training S random prefixes per step (--prefix-sample S)
 QUICK_METRICS = ("probe", "knn1", "knn5", "recon", "mse", "mmd")
 
@@ -305,7 +307,9 @@ def render(res):
     L.append(f"## 4. One MRL-MMD-VAE vs the {len(NESTING)} separate MMD-VAEs (latent {', '.join(map(str, NESTING))})")
     L.append("")
     L.append(f"{s['threads']} thread{'s' if s['threads'] != 1 else ''}, batch {s['batch']}, {s['epochs']} epochs of {s['images_per_epoch']} images each; "
-             "training seconds (metrics.jsonl \"seconds\", test evaluation excluded), summed over the epochs.")
+             "training seconds (metrics.jsonl \"seconds\", test evaluation excluded), summed over the epochs; "
+             f"every model trained once per round, {s.get('rounds', 1)} rounds one after the other, each figure the "
+             "model's median over the rounds.")
     L.append("")
     L.append("| run | training s | last epoch s |")
     L.append("|---|---|---|")
@@ -315,11 +319,12 @@ def render(res):
     for dec, r in s["mrl"].items():
         L.append(f"| mrl-mmd {dec} | {fmt(r.get('train_seconds'), '.2f')} | {fmt(r.get('seconds'), '.2f')} |")
     L.append("")
-    L.append("| MRL / separate | ratio (training s) | ratio (last epoch) | goal | verdict |")
-    L.append("|---|---|---|---|---|")
+    L.append("| MRL / separate | ratio (training s) | ratio (last epoch) | each round's ratio | goal | verdict |")
+    L.append("|---|---|---|---|---|---|")
     for dec, r in s["ratio"].items():
-        L.append(f"| {dec} | {fmt(r.get('total'), '.3f')} | {fmt(r.get('last_epoch'), '.3f')} | ≤ {TARGET_MRL} "
-                 f"| {verdict(None if r.get('total') is None else r['total'] <= TARGET_MRL)} |")
+        rounds = ", ".join(f"{x:.3f}" for x in r.get("per_round", []))
+        L.append(f"| {dec} | {fmt(r.get('total'), '.3f')} | {fmt(r.get('last_epoch'), '.3f')} | {rounds or '–'} "
+                 f"| ≤ {TARGET_MRL} | {verdict(None if r.get('total') is None else r['total'] <= TARGET_MRL)} |")
     mrl_macs = macs_per_image("mrl-mmd", "tied")
     sep_macs = sum(macs_per_image("mmd", None, latent=m) for m in NESTING)
     L.append("")
@@ -565,48 +570,60 @@ def main():
                         cell["ratio_pass"] = cell["ratio"] >= cell["ratio_goal"]
                     res["grid"].append(cell)
 
-        # 4. MRL vs the separate MMD-VAEs: 2 threads, batch 128, same images and epochs
+        # 4. MRL vs the separate MMD-VAEs: 2 threads, batch 128, same images and epochs. Every model of
+        # the comparison is trained once per round, the rounds one after the other, and each model's
+        # median over the rounds is taken: a ratio of runs made minutes apart (the grid's cells) moved by
+        # 20% with the machine's load; interleaved, a slow moment slows both sides.
         b, t = min(BATCHES), max(threads_list)
-        s = {"batch": b, "threads": t, "epochs": epochs, "images_per_epoch": steps * b, "separate": [], "mrl": {},
-             "ratio": {}, "errors": []}
-        for m in NESTING:
-            log(f"separate mmd, latent {m}")
-            r = {"latent": m}
-            try:
-                if m == LATENT and cell_key("mmd", b, t) in runs:
-                    mv = runs[cell_key("mmd", b, t)]
-                else:
-                    _, mv = matvae_train(tmp, data, "mmd", None, m, b, t, steps, epochs, f"sep-mmd-{m}")
-                r.update({k: mv[k] for k in ("train_seconds", "seconds", "images_per_s", "epochs", "wall_s")})
-            except StepFailed as e:
-                s["errors"].append(str(e))
-                failures.append(str(e))
-            s["separate"].append(r)
-        ok = all("train_seconds" in r for r in s["separate"])
-        if ok:
-            s["separate_seconds"] = sum(r["train_seconds"] for r in s["separate"])
-            s["separate_last_epoch_seconds"] = sum(r["seconds"] for r in s["separate"])
-        for dec in ("tied", "separate"):
-            # Sampling S of the K prefixes per step (--prefix-sample): the decoder runs S times, not K.
-            for sample in PREFIX_SAMPLES:
-                label = f"{dec}, {sample} of {len(NESTING)} prefixes per step"
-                log(f"mrl-mmd {label}")
+        rounds = 1 if quick else MRL_ROUNDS
+        s = {"batch": b, "threads": t, "epochs": epochs, "images_per_epoch": steps * b, "rounds": rounds,
+             "separate": [{"latent": m, "rounds": []} for m in NESTING], "mrl": {}, "ratio": {}, "errors": []}
+        labels = ("tied", "separate") + tuple(f"{d}, {n} of {len(NESTING)} prefixes per step"
+                                                for d in ("tied", "separate") for n in PREFIX_SAMPLES)
+        mrl_rounds = {label: [] for label in labels}
+        keys = ("train_seconds", "seconds", "images_per_s", "epochs", "wall_s")
+        for rnd in range(rounds):
+            for r in s["separate"]:
+                m = r["latent"]
+                log(f"round {rnd + 1}/{rounds}: separate mmd, latent {m}")
                 try:
-                    _, mv = matvae_train(tmp, data, "mrl-mmd", dec, LATENT, b, t, steps, epochs,
-                                         f"mrl-{dec}-sample{sample}", ["--prefix-sample", str(sample)])
-                    runs[cell_key(f"mrl-mmd {label}", b, t)] = mv
+                    _, mv = matvae_train(tmp, data, "mmd", None, m, b, t, steps, epochs, f"sep-mmd-{m}-r{rnd}")
+                    r["rounds"].append({k: mv[k] for k in keys})
                 except StepFailed as e:
                     s["errors"].append(str(e))
                     failures.append(str(e))
-        for dec in ("tied", "separate") + tuple(f"{d}, {n} of {len(NESTING)} prefixes per step"
-                                                 for d in ("tied", "separate") for n in PREFIX_SAMPLES):
-            mv = runs.get(cell_key(f"mrl-mmd {dec}", b, t))
-            if not mv:
+            for label in labels:
+                dec = label.split(",")[0]
+                extra = ["--prefix-sample", label.split()[1]] if "," in label else []
+                log(f"round {rnd + 1}/{rounds}: mrl-mmd {label}")
+                try:
+                    _, mv = matvae_train(tmp, data, "mrl-mmd", dec, LATENT, b, t, steps, epochs,
+                                         f"mrl-{label.replace(', ', '-').replace(' ', '-')}-r{rnd}", extra)
+                    mrl_rounds[label].append({k: mv[k] for k in keys})
+                except StepFailed as e:
+                    s["errors"].append(str(e))
+                    failures.append(str(e))
+
+        def median_of(rs):
+            return {"train_seconds": statistics.median(x["train_seconds"] for x in rs),
+                    "seconds": statistics.median(x["seconds"] for x in rs)} if rs else {}
+
+        ok = all(len(r["rounds"]) == rounds for r in s["separate"])
+        for r in s["separate"]:
+            r.update(median_of(r["rounds"]))
+        if ok:
+            s["separate_seconds"] = sum(r["train_seconds"] for r in s["separate"])
+            s["separate_last_epoch_seconds"] = sum(r["seconds"] for r in s["separate"])
+        for label, rs in mrl_rounds.items():
+            if len(rs) != rounds:
                 continue
-            s["mrl"][dec] = {k: mv[k] for k in ("train_seconds", "seconds", "images_per_s", "epochs", "wall_s")}
+            s["mrl"][label] = {**median_of(rs), "rounds": rs}
             if ok:
-                s["ratio"][dec] = {"total": mv["train_seconds"] / s["separate_seconds"],
-                                   "last_epoch": mv["seconds"] / s["separate_last_epoch_seconds"]}
+                per_round = [rs[i]["train_seconds"] / sum(r["rounds"][i]["train_seconds"] for r in s["separate"])
+                             for i in range(rounds)]
+                s["ratio"][label] = {"total": s["mrl"][label]["train_seconds"] / s["separate_seconds"],
+                                     "last_epoch": s["mrl"][label]["seconds"] / s["separate_last_epoch_seconds"],
+                                     "per_round": per_round}
         res["mrl_vs_separate"] = s
 
         # 5. encode and eval on the mrl-mmd tied run

@@ -205,6 +205,8 @@ void add_train_options(CLI::App* train, TrainArgs& a) {
   a.bind(train, "--init-from", &C::init_from, "Warm start: a finished run folder to take the weights from");
   a.bind(train, "--prefix-sample", &C::prefix_sample, "Train S random prefixes per step, c_m scaled by K/S (0 = all)");
   a.bind(train, "--lr", &C::lr, "Adam learning rate");
+  a.bind_choice(train, "--lr-schedule", &C::lr_schedule, matvae::parse_lr_schedule,
+                "constant | cosine (annealed from --lr towards 0 over the run's steps)");
   a.bind(train, "--weight-decay", &C::weight_decay, "Adam weight decay");
   a.bind(train, "--batch-size", &C::batch_size, "Batch size");
   a.bind(train, "--epochs", &C::epochs, "Epochs");
@@ -457,6 +459,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   exp->add_option("--epochs", exp_args.options.epochs, "Epochs of every model (default: the profile's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  exp->add_option("--lr-schedule", exp_args.options.lr_schedule,
+                  "Every model's learning rate over its run: constant | cosine (default: the profile's)");
   auto* tune = exp->add_flag("--tune", "Every tuned row chooses its settings on a validation part of train "
                                       "(default for the full profile)");
   auto* no_tune = exp->add_flag("--no-tune", "Every row keeps its default settings (default for quick and tiny)")

@@ -42,6 +42,7 @@ TEST(ConfigTest, TomlRoundTrip) {
   c.warmup = 1.5;
   c.prefix_sample = 1;
   c.lr = 3e-4;
+  c.lr_schedule = matvae::LrSchedule::kCosine;
   c.seed = 99;
   c.kernel = matvae::MmdKernel::kImq;
   matvae::resolve(c);
@@ -52,6 +53,12 @@ TEST(ConfigTest, TomlRoundTrip) {
   EXPECT_EQ(matvae::config_hash(back), matvae::config_hash(c));
   back.lambda = 7;
   EXPECT_NE(matvae::config_hash(back), matvae::config_hash(c));
+  EXPECT_TRUE(contains(matvae::to_toml(c), "lr_schedule = \"cosine\""));
+  EXPECT_TRUE(contains(error_message<UsageError>([] {
+                         TrainConfig bad;
+                         matvae::apply_toml_text(bad, "lr_schedule = \"linear\"\n", "my.toml");
+                       }),
+                       "lr_schedule = linear: expected constant or cosine"));
 
   TrainConfig m;
   m.latent = 8;
@@ -97,6 +104,9 @@ TEST(ConfigTest, HashOfAnOlderRunIsUnchangedBySettingsAddedSince) {
   matvae::resolve(c);
   EXPECT_EQ(matvae::config_hash(c), "a03a75fad3a293cf");
   c.prefix_sample = 2;
+  EXPECT_NE(matvae::config_hash(c), "a03a75fad3a293cf");
+  c.prefix_sample = 0;
+  c.lr_schedule = matvae::LrSchedule::kCosine;  // a later setting, off by default, changes it when on
   EXPECT_NE(matvae::config_hash(c), "a03a75fad3a293cf");
 }
 

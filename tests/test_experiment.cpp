@@ -11,6 +11,8 @@
 #include <tuple>
 
 #include "matvae/experiment/experiment.h"
+#include "matvae/experiment/plan.h"
+#include "matvae/experiment/tuning.h"
 #include "matvae/report/report.h"
 #include "matvae/util/error.h"
 #include "matvae/util/machine.h"
@@ -285,6 +287,50 @@ TEST(ExperimentOptionsTest, JobsAndThreadsOutOfRangeAreUsageErrorsNamingTheFlag)
     const auto msg = matvae_test::error_message<matvae::UsageError>([&] { matvae::run_experiment(o); });
     EXPECT_TRUE(contains(msg, flag)) << msg;
     EXPECT_FALSE(fs::exists(o.out)) << "nothing is written before the options are checked";
+  }
+}
+
+TEST(ExperimentOptionsTest, AnUnknownLearningRateScheduleIsAUsageErrorNamingTheFlag) {
+  matvae_test::TempDir tmp;
+  matvae::ExperimentOptions o;
+  o.profile = "tiny";
+  o.lr_schedule = "linear";
+  o.data_root = tmp.path() / "none";
+  o.out = tmp.path() / "results";
+  const auto msg = matvae_test::error_message<matvae::UsageError>([&] { matvae::run_experiment(o); });
+  EXPECT_TRUE(contains(msg, "--lr-schedule")) << msg;
+  EXPECT_TRUE(contains(msg, "linear")) << msg;
+  EXPECT_FALSE(fs::exists(o.out));
+}
+
+TEST(ExperimentPlanTest, TheMatchedRowOfAnAnnealedModelTrainsFromTheStartInsteadOfExtending) {
+  // A constant-rate Matryoshka model is extended to the matched epochs from its resume state; one
+  // whose rate is annealed over its epochs cannot be (an extended run would not be the longer run),
+  // so its matched model is a run of its own with the longer schedule.
+  matvae_test::TempDir tmp;
+  for (const auto schedule : {matvae::LrSchedule::kConstant, matvae::LrSchedule::kCosine}) {
+    SCOPED_TRACE(matvae::to_string(schedule));
+    matvae::PlanContext ctx;
+    ctx.dataset = "mnist";
+    ctx.data_dir = tmp.path() / "data";
+    ctx.runs = tmp.path() / "runs";
+    ctx.pixels = 784;
+    ctx.classes = 10;
+    ctx.profile = matvae::experiment_profile("tiny");
+    ctx.profile.lr_schedule = schedule;
+    ctx.rows = {"mrl-mmd", "mrl-mmd-matched"};
+    ctx.dims = {2, 8};
+    std::vector<matvae::Task> tasks;
+    const matvae::TrainTest codes;  // planning reads no data
+    const matvae::ModelJob mrl = matvae::plan_seed(ctx, 0, matvae::Choice{}, codes, tasks);
+    EXPECT_EQ(mrl.config.lr_schedule, schedule);
+    const auto matched = std::find_if(tasks.begin(), tasks.end(), [](const auto& t) { return t.row == "mrl-mmd-matched"; });
+    ASSERT_NE(matched, tasks.end());
+    EXPECT_GT(matched->job.config.epochs, mrl.config.epochs);
+    EXPECT_EQ(matched->job.config.lr_schedule, schedule);
+    const bool constant = schedule == matvae::LrSchedule::kConstant;
+    EXPECT_EQ(matched->job.extends_source, constant);
+    EXPECT_EQ(matched->job.source != nullptr, constant);
   }
 }
 

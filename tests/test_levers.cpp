@@ -215,6 +215,23 @@ TEST_F(Extend, AnExtendedRunEndsWhereALongerRunWould) {
                        "only extends"));
 }
 
+TEST_F(Extend, ARunWhoseRateIsAnnealedIsNotExtended) {
+  // Its rate depends on the epoch count: an extended run would not be the longer run. The refusal
+  // names the flag and the schedule, and leaves the run as it was.
+  TrainConfig c = small(2);
+  c.lr_schedule = matvae::LrSchedule::kCosine;
+  matvae::train(c, dir() / "run");
+  const auto before = metrics(dir() / "run");
+  const std::string why = matvae_test::error_message<matvae::UsageError>(
+      [&] { matvae::resume(dir() / "run", {}, std::nullopt, 3); });
+  EXPECT_TRUE(contains(why, "--epochs 3")) << why;
+  EXPECT_TRUE(contains(why, "lr_schedule = cosine")) << why;
+  EXPECT_EQ(metrics(dir() / "run"), before);
+  EXPECT_EQ(matvae::RunFolder(dir() / "run").load().config.epochs, 2);
+  // Resuming it at its own epoch count is no extension.
+  EXPECT_FALSE(matvae::resume(dir() / "run", {}, std::nullopt, 2).interrupted);
+}
+
 TEST_F(Extend, TheCommandLineTakesEpochsWithResumeAndNothingElse) {
   matvae::train(small(1), dir() / "run");
   const auto ok = matvae_test::run_matvae({"train", "--resume", (dir() / "run").string(), "--epochs", "2", "--quiet"});

@@ -175,6 +175,38 @@ TEST_F(TrainTest, InterruptedAndResumedRunEqualsUninterrupted) {
   }
 }
 
+TEST_F(TrainTest, CosineScheduleStartsAtTheRateAnnealsItAndResumesExactly) {
+  // One step: the schedule's first rate is lr, so the run is the constant-rate one to the bit.
+  TrainConfig c = small();
+  c.limit = 100;
+  c.epochs = 1;
+  matvae::train(c, out_ / "constant1");
+  c.lr_schedule = matvae::LrSchedule::kCosine;
+  matvae::train(c, out_ / "cosine1");
+  EXPECT_EQ(metrics(out_ / "constant1"), metrics(out_ / "cosine1"));
+  // Three epochs of 20 steps: the later steps are smaller, so the runs part.
+  c = small();
+  c.checkpoint_every = 7;
+  matvae::train(c, out_ / "constant");
+  c.lr_schedule = matvae::LrSchedule::kCosine;
+  matvae::train(c, out_ / "cosine");
+  const auto whole = metrics(out_ / "cosine");
+  EXPECT_NE(metrics(out_ / "constant").back()["train"], whole.back()["train"]);
+  // Stopped mid-epoch and resumed, it takes the same rates at the same steps.
+  std::atomic<bool> stop{false};
+  int64_t steps = 0;
+  matvae::TrainHooks hooks;
+  hooks.stop = &stop;
+  hooks.on_step = [&](const matvae::StepProgress&) {
+    if (++steps == 33) stop = true;
+  };
+  EXPECT_TRUE(matvae::train(c, out_ / "parts", hooks).interrupted);
+  stop = false;
+  steps = -1000;
+  EXPECT_FALSE(matvae::resume(out_ / "parts", hooks).interrupted);
+  EXPECT_EQ(whole, metrics(out_ / "parts"));
+}
+
 TEST_F(TrainTest, PrefixSamplingResumesExactlyAndAveragesEachPrefixOverItsSteps) {
   TrainConfig c = small();
   c.prefix_sample = 1;  // one of the 3 prefixes per step

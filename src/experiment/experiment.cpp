@@ -35,6 +35,13 @@ ExperimentOptions validated(const ExperimentOptions& options, ExperimentProfile&
   if (options.epochs < 0 || options.epochs > 1000000)
     throw UsageError(fmt::format("--epochs: {} is outside 0..1000000 (0 = the profile's)", options.epochs));
   if (options.epochs > 0) profile.epochs = options.epochs;
+  if (!options.lr_schedule.empty()) {
+    try {
+      profile.lr_schedule = parse_lr_schedule(options.lr_schedule);
+    } catch (const UsageError&) {
+      throw UsageError(fmt::format("--lr-schedule: '{}' is not constant or cosine", options.lr_schedule));
+    }
+  }
   if (options.jobs < 0 || options.jobs > 1024)
     throw UsageError(fmt::format("--jobs: {} is outside 0..1024 (0 = one per thread)", options.jobs));
   if (options.tune < -1 || options.tune > 1)

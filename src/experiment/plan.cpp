@@ -85,6 +85,7 @@ TrainConfig base_config(const PlanContext& ctx, uint64_t seed) {
   c.latent = p.latent;
   c.hidden = p.hidden;
   c.epochs = p.epochs;
+  c.lr_schedule = p.lr_schedule;
   c.limit = p.train_limit;
   c.seed = seed;
   c.threads = ctx.job_threads;
@@ -164,12 +165,15 @@ ModelJob plan_seed(const PlanContext& ctx, uint64_t seed, const Choice& choice, 
                                RunFolder(mrl.dir).eval_cache("adaptive", ctx.eval_tag), {D}));
   if (ctx.rows.count("mrl-mmd-matched")) {
     // The same model trained on to the compute of the separate MMD-VAEs: a longer run of its settings,
-    // extended from its resume state.
+    // extended from its resume state; or, where its learning rate is annealed over the epochs (which
+    // an extended run would not equal), trained from the start with the longer schedule.
     TrainConfig c = mrl.config;
     c.epochs = compute_matched_epochs(mrl.config, ctx.pixels);
     ModelJob job = make_job(ctx.dataset, c, ctx.runs);
-    job.source = std::make_shared<const ModelJob>(mrl);
-    job.extends_source = true;
+    if (c.lr_schedule == LrSchedule::kConstant) {
+      job.source = std::make_shared<const ModelJob>(mrl);
+      job.extends_source = true;
+    }
     tasks.push_back(model_task("mrl-mmd-matched", seed, job, EvalKind::kPrefixes, data,
                                RunFolder(job.dir).eval_cache("mrl-mmd-matched", ctx.eval_tag), ctx.dims));
   }

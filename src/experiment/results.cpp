@@ -121,12 +121,13 @@ fs::path ResultsBook::write(const RunFacts& f) const {
   doc["commit"] = git_commit();
   doc["profile"] = o.profile;
   doc["profile_settings"] = {{"epochs", f.profile.epochs},
+                             {"lr_schedule", to_string(f.profile.lr_schedule)},
                              {"train_limit", f.profile.train_limit},
                              {"latent", f.profile.latent},
                              {"hidden", f.profile.hidden},
                              {"eval", f.eval.json}};
   doc["options"] = {{"datasets", o.datasets}, {"dims", o.dims},     {"seeds", o.seeds},
-                    {"rows", o.rows},         {"epochs", o.epochs}, {"attempts", o.attempts},
+                    {"rows", o.rows},         {"epochs", o.epochs}, {"lr_schedule", o.lr_schedule}, {"attempts", o.attempts},
                     {"tune", f.tuned}};
   doc["machine"] = machine_info(o.threads);
   doc["machine"]["jobs"] = f.jobs;

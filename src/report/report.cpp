@@ -89,9 +89,11 @@ std::string header_section(const Page& page) {
   if (doc.contains("profile_settings")) {
     const auto& p = doc["profile_settings"];
     md += fmt::format(
-        "Profile: {} epochs, models trained on {} images, latent D = {}, hidden layers {}; evaluation on {} "
+        "Profile: {} epochs{}, models trained on {} images, latent D = {}, hidden layers {}; evaluation on {} "
         "training and {} test codes (0 = all). Codes are the posterior mean mu(x).\n\n",
-        p.value("epochs", 0), p.value("train_limit", 0) == 0 ? std::string("all") : std::to_string(p.value("train_limit", 0)),
+        p.value("epochs", 0),
+        p.value("lr_schedule", "constant") == "cosine" ? " (learning rate cosine-annealed to 0 over each model's run)" : "",
+        p.value("train_limit", 0) == 0 ? std::string("all") : std::to_string(p.value("train_limit", 0)),
         p.value("latent", 0), p["hidden"].dump(), p["eval"].value("train_limit", 0), p["eval"].value("test_limit", 0));
   }
   md += o.value("tune", false)

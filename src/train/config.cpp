@@ -41,6 +41,10 @@ const ChoiceTable<Parallel> kParallels = {
     {{"batch", Parallel::kBatch}, {"ops", Parallel::kOps}},
     [](const std::string& s) { return "parallel = " + s + ": expected batch or ops"; }};
 
+const ChoiceTable<LrSchedule> kLrSchedules = {
+    {{"constant", LrSchedule::kConstant}, {"cosine", LrSchedule::kCosine}},
+    [](const std::string& s) { return "lr_schedule = " + s + ": expected constant or cosine"; }};
+
 template <typename T>
 void check(bool ok, const std::string& key, const T& value, const std::string& expected) {
   if (!ok) throw UsageError(fmt::format("{} = {}: expected {}", key, value, expected));
@@ -180,6 +184,7 @@ const std::vector<std::pair<std::string, Field>>& fields() {
       {"init_from", string_field(&TrainConfig::init_from, "init_from")},
       {"prefix_sample", int_field(&TrainConfig::prefix_sample, "prefix_sample")},
       {"lr", double_field(&TrainConfig::lr, "lr")},
+      {"lr_schedule", choice_field(&TrainConfig::lr_schedule, "lr_schedule", parse_lr_schedule, to_string)},
       {"weight_decay", double_field(&TrainConfig::weight_decay, "weight_decay")},
       {"batch_size", int_field(&TrainConfig::batch_size, "batch_size")},
       {"epochs", int_field(&TrainConfig::epochs, "epochs")},
@@ -204,6 +209,8 @@ CodeDropout parse_code_dropout(const std::string& name) { return kCodeDropouts.p
 std::string to_string(CodeDropout dropout) { return kCodeDropouts.name(dropout); }
 Parallel parse_parallel(const std::string& name) { return kParallels.parse(name); }
 std::string to_string(Parallel parallel) { return kParallels.name(parallel); }
+LrSchedule parse_lr_schedule(const std::string& name) { return kLrSchedules.parse(name); }
+std::string to_string(LrSchedule schedule) { return kLrSchedules.name(schedule); }
 
 void resolve(TrainConfig& c) {
   check(c.latent > 0 && c.latent <= 4096, "latent", c.latent, "an integer in 1..4096");
@@ -309,7 +316,8 @@ std::string config_hash(const TrainConfig& config) {
   // Settings added later leave the hash of a run that keeps their default (off) unchanged, so that
   // its cached models stay valid.
   for (const char* line : {"parallel = \"batch\"\n", "prefix_sample = 0\n", "balance = \"none\"\n", "distill = 0.0\n", "distill_temperature = 0.1\n",
-                           "code_dropout = \"none\"\n", "dropout_rate = 0.1\n", "init_from = \"\"\n"}) {
+                           "code_dropout = \"none\"\n", "dropout_rate = 0.1\n", "init_from = \"\"\n",
+                           "lr_schedule = \"constant\"\n"}) {
     const auto at = text.find(line);
     if (at != std::string::npos) text.erase(at, std::string(line).size());
   }

@@ -77,6 +77,10 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
   return loss;
 }
 
+void FusedAdam::set_lr(double lr) {
+  for (auto& group : param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+}
+
 bool FusedAdam::plan_step() {
   planned_.clear();
   if (!fusable(param_groups_)) return false;

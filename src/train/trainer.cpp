@@ -17,6 +17,7 @@
 #include "matvae/train/code_dropout.h"
 #include "matvae/train/fresh_gradients.h"
 #include "matvae/train/fused_adam.h"
+#include "matvae/train/lr_schedule.h"
 #include "matvae/train/run_folder.h"
 #include "matvae/train/warm_start.h"
 #include "matvae/util/error.h"
@@ -259,6 +260,7 @@ EpochOutcome train_epoch(Session& s, const Dataset& data, const TrainHooks& hook
                               s.folder.state_file().string()));
     terms.total.backward();
     restore_zero_gradients(s.model->parameters(), had_gradient);
+    s.optimizer.set_lr(scheduled_lr(config.lr, config.lr_schedule, p.global_step, config.epochs * steps_per_epoch));
     const bool stop = optimizer_step(s, hooks.stop && hooks.stop->load());
     if (!p.balance.empty()) update_balance(p.balance, terms.terms, which);
     add_step(p.sums, t, which, static_cast<double>(batch.images.size(0)));
@@ -563,12 +565,18 @@ TrainConfig with_epochs(TrainConfig config, int64_t epochs) {
 
 /// Makes the run in `folder` one of `epochs` epochs: its resume state and config.toml are rewritten
 /// for the longer run, and a finished run is no longer finished. Exact: a run extended from E to N
-/// epochs ends where one started with N would (nothing in training depends on the total; a
-/// schedule that did would have to refuse here). Returns the longer config.
+/// epochs ends where one started with N would (nothing but the learning-rate schedule depends on
+/// the total, and a run with one that is not constant is refused). Returns the longer config.
 TrainConfig extend(const RunFolder& folder, const TrainConfig& config, int64_t epochs, const TrainTest& data) {
   if (epochs < config.epochs)
     throw UsageError(fmt::format("--epochs {}: the run in {} trains {} epochs; --resume --epochs only extends a run",
                                  epochs, folder.dir().string(), config.epochs));
+  if (epochs != config.epochs && config.lr_schedule != LrSchedule::kConstant)
+    throw UsageError(fmt::format("--epochs {}: the run in {} anneals its learning rate over {} epochs (lr_schedule = "
+                                 "{}); a run extended to more would not equal one trained {} from the start. "
+                                 "Start a new run with --epochs {}",
+                                 epochs, folder.dir().string(), config.epochs, to_string(config.lr_schedule), epochs,
+                                 epochs));
   const TrainConfig longer = with_epochs(config, epochs);
   // A finished run first stops being one, then its state moves to the longer config, then
   // config.toml: a kill in between leaves a run that a rerun of the same command completes.

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "matvae/train/config.h"
+
 namespace matvae {
 
 /// The rows of the comparison, in report order.
@@ -25,6 +27,7 @@ struct FixedChoice {
 /// What a profile sets: training length and size of everything.
 struct ExperimentProfile {
   int64_t epochs = 0;
+  LrSchedule lr_schedule = LrSchedule::kConstant;  // every model's learning rate over its epochs
   int64_t train_limit = 0;             // images the models train on (0 = all); evaluation uses all
   int64_t latent = 64;
   std::vector<int64_t> hidden;

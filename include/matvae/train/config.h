@@ -52,6 +52,14 @@ enum class Parallel {
 Parallel parse_parallel(const std::string& name);
 std::string to_string(Parallel parallel);
 
+/// How the learning rate moves over a run's steps (train/lr_schedule.h).
+enum class LrSchedule {
+  kConstant,  // lr at every step
+  kCosine,    // lr * (1 + cos(pi * step / steps)) / 2: from lr at the first step towards 0 at the last
+};
+LrSchedule parse_lr_schedule(const std::string& name);
+std::string to_string(LrSchedule schedule);
+
 struct TrainConfig {
   // model
   ModelKind model = ModelKind::kMrlMmd;
@@ -78,6 +86,7 @@ struct TrainConfig {
   int64_t prefix_sample = 0;                 // prefixes trained per step, drawn at random (c_m scaled by K/this); 0 = all
   // optimisation
   double lr = 1e-3;
+  LrSchedule lr_schedule = LrSchedule::kConstant;  // constant | cosine (over all the run's steps)
   double weight_decay = 0.0;
   int64_t batch_size = 128;
   int64_t epochs = 10;

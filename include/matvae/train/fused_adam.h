@@ -19,6 +19,9 @@ class FusedAdam : public torch::optim::Adam {
   using torch::optim::Adam::Adam;
   torch::Tensor step(LossClosure closure = nullptr) override;
 
+  /// Sets every parameter group's learning rate (a schedule's rate for the next step).
+  void set_lr(double lr);
+
   /// One step in two halves, for ranks that share this optimizer's parameters (threads of one
   /// process, dist/thread_team.h): plan_step() on one thread (the state's bookkeeping: step counts,
   /// moments created on the first step), then update_part(r, n) on each of n threads for r in
