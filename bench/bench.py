@@ -308,8 +308,8 @@ def render(res):
     L.append("")
     L.append(f"{s['threads']} thread{'s' if s['threads'] != 1 else ''}, batch {s['batch']}, {s['epochs']} epochs of {s['images_per_epoch']} images each; "
              "training seconds (metrics.jsonl \"seconds\", test evaluation excluded), summed over the epochs; "
-             f"every model trained once per round, {s.get('rounds', 1)} rounds one after the other, each figure the "
-             "model's median over the rounds.")
+             f"every model trained once per round, {s.get('rounds', 1)} round{'s' if s.get('rounds', 1) != 1 else ''} "
+             "one after the other, each figure the model's median over the rounds.")
     L.append("")
     L.append("| run | training s | last epoch s |")
     L.append("|---|---|---|")
