@@ -527,6 +527,10 @@ std::vector<Case> cases() {
     return Invocation{with(train_args(c, c.dir() / "out", {"--estimator", "unbiased"}), "--batch-size", "59"),
                       {"batch_size = 59", "last batch of one"}};
   });
+  add("FlagLrScheduleUnknown", 2, [](Ctx& c) {
+    return Invocation{train_args(c, c.dir() / "out", {"--lr-schedule", "linear"}),
+                      {"lr_schedule = linear", "constant or cosine"}};
+  });
   add("TrainOnOneTestImage", 1, [](Ctx& c) {
     const auto d = c.data();
     write_bytes(d / "t10k-images-idx3-ubyte", matvae::encode_idx(make_idx_images(1, 6, 5), matvae::kIdxMagicImages));
