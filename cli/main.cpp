@@ -459,6 +459,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   exp->add_option("--epochs", exp_args.options.epochs, "Epochs of every model (default: the profile's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  exp->add_option("--eval-train-limit", exp_args.options.eval_train_limit,
+                  "Training codes the probe and k-NN fit on, a seeded random subset (0 = all; default: the profile's)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   exp->add_option("--lr-schedule", exp_args.options.lr_schedule,
                   "Every model's learning rate over its run: constant | cosine (default: the profile's)");
   auto* tune = exp->add_flag("--tune", "Every tuned row chooses its settings on a validation part of train "

@@ -290,7 +290,7 @@ TEST(ExperimentOptionsTest, JobsAndThreadsOutOfRangeAreUsageErrorsNamingTheFlag)
   }
 }
 
-TEST(ExperimentOptionsTest, AnUnknownLearningRateScheduleIsAUsageErrorNamingTheFlag) {
+TEST(ExperimentOptionsTest, AnUnknownScheduleOrANegativeEvalLimitIsAUsageErrorNamingTheFlag) {
   matvae_test::TempDir tmp;
   matvae::ExperimentOptions o;
   o.profile = "tiny";
@@ -300,6 +300,11 @@ TEST(ExperimentOptionsTest, AnUnknownLearningRateScheduleIsAUsageErrorNamingTheF
   const auto msg = matvae_test::error_message<matvae::UsageError>([&] { matvae::run_experiment(o); });
   EXPECT_TRUE(contains(msg, "--lr-schedule")) << msg;
   EXPECT_TRUE(contains(msg, "linear")) << msg;
+  EXPECT_FALSE(fs::exists(o.out));
+  o.lr_schedule = "";
+  o.eval_train_limit = -5;
+  const auto limit = matvae_test::error_message<matvae::UsageError>([&] { matvae::run_experiment(o); });
+  EXPECT_TRUE(contains(limit, "--eval-train-limit")) << limit;
   EXPECT_FALSE(fs::exists(o.out));
 }
 

@@ -35,6 +35,9 @@ ExperimentOptions validated(const ExperimentOptions& options, ExperimentProfile&
   if (options.epochs < 0 || options.epochs > 1000000)
     throw UsageError(fmt::format("--epochs: {} is outside 0..1000000 (0 = the profile's)", options.epochs));
   if (options.epochs > 0) profile.epochs = options.epochs;
+  if (options.eval_train_limit < -1)
+    throw UsageError(fmt::format("--eval-train-limit: {} is negative (0 = all training codes)", options.eval_train_limit));
+  if (options.eval_train_limit >= 0) profile.eval_train_limit = options.eval_train_limit;
   if (!options.lr_schedule.empty()) {
     try {
       profile.lr_schedule = parse_lr_schedule(options.lr_schedule);

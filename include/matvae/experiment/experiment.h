@@ -32,6 +32,7 @@ struct ExperimentOptions {
   int64_t jobs = 0;       // models trained or evaluated at once, threads/jobs threads each (0 = threads)
   int64_t epochs = 0;     // 0 = the profile's; else every model trains this many epochs
   std::string lr_schedule = "";  // "" = the profile's; else every model's: constant | cosine
+  int64_t eval_train_limit = -1;  // training codes the probe and k-NN fit on: -1 = the profile's, 0 = all
   int tune = -1;          // every tuned row chooses its settings on validation data (tuning.h): 1 yes, 0 no, -1 the profile's
   bool attempts = false;  // tune, the mrl-mmd row among every Matryoshka variant (tuning.h), not the profile's few
   std::function<void(const std::string&)> log = nullptr;
