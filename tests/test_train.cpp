@@ -81,6 +81,21 @@ class TrainTest : public ::testing::Test {
     return out;
   }
 
+  /// Trains `c` into `run`, stopped after `stop_at` steps, then resumes it to the end.
+  static void train_stopped_then_resumed(const TrainConfig& c, const fs::path& run, int64_t stop_at) {
+    std::atomic<bool> stop{false};
+    int64_t steps = 0;
+    matvae::TrainHooks hooks;
+    hooks.stop = &stop;
+    hooks.on_step = [&](const matvae::StepProgress&) {
+      if (++steps == stop_at) stop = true;
+    };
+    EXPECT_TRUE(matvae::train(c, run, hooks).interrupted);
+    stop = false;
+    stop_at = -1;
+    EXPECT_FALSE(matvae::resume(run, hooks).interrupted);
+  }
+
   matvae_test::TempDir out_;
   static inline std::unique_ptr<matvae_test::TempDir> data_;
 };
@@ -193,17 +208,7 @@ TEST_F(TrainTest, CosineScheduleStartsAtTheRateAnnealsItAndResumesExactly) {
   const auto whole = metrics(out_ / "cosine");
   EXPECT_NE(metrics(out_ / "constant").back()["train"], whole.back()["train"]);
   // Stopped mid-epoch and resumed, it takes the same rates at the same steps.
-  std::atomic<bool> stop{false};
-  int64_t steps = 0;
-  matvae::TrainHooks hooks;
-  hooks.stop = &stop;
-  hooks.on_step = [&](const matvae::StepProgress&) {
-    if (++steps == 33) stop = true;
-  };
-  EXPECT_TRUE(matvae::train(c, out_ / "parts", hooks).interrupted);
-  stop = false;
-  steps = -1000;
-  EXPECT_FALSE(matvae::resume(out_ / "parts", hooks).interrupted);
+  train_stopped_then_resumed(c, out_ / "parts", 33);
   EXPECT_EQ(whole, metrics(out_ / "parts"));
 }
 
@@ -212,17 +217,7 @@ TEST_F(TrainTest, PrefixSamplingResumesExactlyAndAveragesEachPrefixOverItsSteps)
   c.prefix_sample = 1;  // one of the 3 prefixes per step
   c.checkpoint_every = 5;
   matvae::train(c, out_ / "whole");
-  std::atomic<bool> stop{false};
-  int64_t steps = 0;
-  matvae::TrainHooks hooks;
-  hooks.stop = &stop;
-  hooks.on_step = [&](const matvae::StepProgress&) {
-    if (++steps == 33) stop = true;
-  };
-  EXPECT_TRUE(matvae::train(c, out_ / "parts", hooks).interrupted);
-  stop = false;
-  steps = 0;
-  EXPECT_FALSE(matvae::resume(out_ / "parts", hooks).interrupted);
+  train_stopped_then_resumed(c, out_ / "parts", 33);
   const auto m = metrics(out_ / "whole");
   EXPECT_EQ(m, metrics(out_ / "parts"));
 
