@@ -531,7 +531,7 @@ def main():
         res["meta"]["libraries"] = {"matvae": lib_m, "python_torch": lib_p, "same": bool(lib_m) and set(lib_m) <= set(lib_p)}
 
         # 2-3. training grid, matvae and the reference interleaved cell by cell
-        runs, dirs = {}, {}
+        dirs = {}
         for i, (label, model, decoder) in enumerate(MODELS):
             if i > 0:
                 measure_ceiling(f"before {label}")
@@ -547,7 +547,6 @@ def main():
                     try:
                         run_dir, mv = matvae_train(tmp, data, model, decoder, LATENT, batch, threads, steps, epochs,
                                                    f"{model}-{decoder or 'single'}-b{batch}-t{threads}")
-                        runs[cell_key(label, batch, threads)] = mv
                         dirs[cell_key(label, batch, threads)] = run_dir
                         cell["matvae"] = mv
                         cell["gflops"] = mv["images_per_s"] * cell["useful_flops_per_image"] / 1e9
@@ -602,9 +601,11 @@ def main():
         rounds = 1 if quick else MRL_ROUNDS
         s = {"batch": b, "threads": t, "epochs": epochs, "images_per_epoch": steps * b, "rounds": rounds,
              "separate": [{"latent": m, "rounds": []} for m in NESTING], "mrl": {}, "ratio": {}, "errors": []}
-        labels = ("tied", "separate") + tuple(f"{d}, {n} of {len(NESTING)} prefixes per step"
-                                                for d in ("tied", "separate") for n in PREFIX_SAMPLES)
-        mrl_rounds = {label: [] for label in labels}
+        # (label, decoder, extra flags): every prefix per step, then S random prefixes per step.
+        mrl_runs = [(dec, dec, []) for dec in ("tied", "separate")] + [
+            (f"{dec}, {n} of {len(NESTING)} prefixes per step", dec, ["--prefix-sample", str(n)])
+            for dec in ("tied", "separate") for n in PREFIX_SAMPLES]
+        mrl_rounds = {label: [] for label, _, _ in mrl_runs}
         keys = ("train_seconds", "seconds", "images_per_s", "epochs", "wall_s")
         for rnd in range(rounds):
             for r in s["separate"]:
@@ -616,9 +617,7 @@ def main():
                 except StepFailed as e:
                     s["errors"].append(str(e))
                     failures.append(str(e))
-            for label in labels:
-                dec = label.split(",")[0]
-                extra = ["--prefix-sample", label.split()[1]] if "," in label else []
+            for label, dec, extra in mrl_runs:
                 log(f"round {rnd + 1}/{rounds}: mrl-mmd {label}")
                 try:
                     _, mv = matvae_train(tmp, data, "mrl-mmd", dec, LATENT, b, t, steps, epochs,
