@@ -442,7 +442,7 @@ int main(int argc, char** argv) {
 
   ExperimentArgs exp_args;
   auto* exp = app.add_subcommand("experiment", "Train and evaluate every row of the comparison; write results.json and REPORT.md");
-  exp->add_option("--profile", exp_args.options.profile, "quick (minutes) | full (3 seeds, converged)")
+  exp->add_option("--profile", exp_args.options.profile, "quick (minutes: 2 seeds, 4 epochs, untuned) | full (5 seeds, 20 epochs, tuned)")
       ->check(CLI::IsMember({"quick", "full", "tiny"}))
       ->capture_default_str();
   exp->add_option("--datasets", exp_args.options.datasets, "Data sets (folders under --data-root)")
