@@ -158,6 +158,38 @@ TEST_F(ExperimentTest, ReportNumbersAreThoseOfResultsJson) {
   EXPECT_TRUE(fs::exists(again.path() / "probe_mnist.svg"));
 }
 
+TEST_F(ExperimentTest, ReportSaysHowBusyOtherProcessesKeptTheCores) {
+  // results.json records the cores other processes kept busy over the run (from /proc, beside this
+  // process's own CPU time); the report states it, and above a quarter of the cores warns that the
+  // times are inflated.
+  json doc = json::parse(read_text(results() / "results.json"));
+  const json& machine = doc["machine"];
+  ASSERT_TRUE(machine.contains("others_busy_cores")) << machine.dump();
+  EXPECT_GE(machine["others_busy_cores"].get<double>(), 0.0);
+  EXPECT_LE(machine["others_busy_cores"].get<double>(), machine["cores"].get<double>() + 0.1);
+  EXPECT_TRUE(contains(read_text(results() / "REPORT.md"), "Other processes kept "));
+  const auto report_with = [&](double others, double load) {
+    doc["machine"]["cores"] = 2;
+    doc["machine"]["load_average_start"] = load;
+    if (others >= 0)
+      doc["machine"]["others_busy_cores"] = others;
+    else
+      doc["machine"].erase("others_busy_cores");  // results of an earlier release: the load average decides
+    matvae_test::TempDir dir;
+    matvae_test::write_bytes(dir.path() / "results.json", doc.dump());
+    matvae::write_report(dir.path() / "results.json", dir.path());
+    return read_text(dir.path() / "REPORT.md");
+  };
+  const std::string busy = report_with(1.5, 0.0);
+  EXPECT_TRUE(contains(busy, "**Timing caveat.** Other processes kept 1.5 of the 2 cores busy while the experiment ran"))
+      << busy.substr(0, 2000);
+  const std::string quiet = report_with(0.1, 3.0);  // measured over the run, not the lagging load average
+  EXPECT_TRUE(contains(quiet, "Other processes kept 0.10 of the 2 cores busy while the experiment ran."));
+  EXPECT_FALSE(contains(quiet, "Timing caveat"));
+  EXPECT_TRUE(contains(report_with(-1, 3.0), "**Timing caveat.** The machine's load average was 3.0"));
+  EXPECT_FALSE(contains(report_with(-1, 0.5), "Timing caveat"));
+}
+
 TEST_F(ExperimentTest, RerunReusesCachedModelsAndGivesTheSameResults) {
   const json before = json::parse(read_text(results() / "results.json"));
   matvae::ExperimentOptions o;

@@ -101,6 +101,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   RunFacts facts;
   facts.start = std::chrono::steady_clock::now();
   facts.load_at_start = load_average();
+  facts.cpu_at_start = cpu_times();
   facts.profile = experiment_profile(options.profile);
   const ExperimentOptions o = facts.options = validated(options, facts.profile);
   const ExperimentProfile& profile = facts.profile;
@@ -116,6 +117,7 @@ ExperimentResult run_experiment(const ExperimentOptions& options) {
   facts.jobs = o.jobs > 0 ? o.jobs : total_threads;
   facts.job_threads = std::max<int64_t>(1, total_threads / facts.jobs);
   facts.ranks = o.ranks ? o.ranks->world() : 1;
+  facts.local_ranks = local_ranks;
   std::mutex log_mutex;
   ScheduleOptions schedule;
   schedule.jobs = facts.jobs;

@@ -136,6 +136,10 @@ fs::path ResultsBook::write(const RunFacts& f) const {
   // Other work on the machine slows every timing in the report; the report says so.
   doc["machine"]["load_average_start"] = f.load_at_start;
   doc["machine"]["load_average_end"] = load_average();
+  // The load average lags by a minute and counts this run's own threads; this is the others' share of
+  // the cores over the whole run. Other ranks on this machine would count as others: left out then.
+  const double others = f.local_ranks == 1 ? others_busy_cores(f.cpu_at_start, cpu_times()) : -1;
+  if (others >= 0) doc["machine"]["others_busy_cores"] = others;
   doc["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - f.start).count();
   doc["train_times"] = wall_;
   doc["models"] = models_;

@@ -80,12 +80,25 @@ std::string header_section(const Page& page) {
   }
   const double load = machine.value("load_average_start", -1.0);
   const double cores = machine.value("cores", 0);
-  if (load > std::max(1.0, cores / 2))  // more than half the cores busy before we began
+  const double others = machine.value("others_busy_cores", -1.0);  // absent from results of earlier releases
+  const std::string effect =
+      "wall and training times below are inflated and uneven between models. The accuracy and loss numbers are "
+      "unaffected.";
+  if (others >= 0) {
+    // Measured over the run itself: a quarter of the cores taken slows two jobs on two cores by a quarter.
+    if (others > std::max(0.25, cores / 4))
+      md += fmt::format("**Timing caveat.** Other processes kept {:.1f} of the {:.0f} cores busy while the experiment "
+                        "ran, so {}\n\n",
+                        others, cores, effect);
+    else
+      md += fmt::format("Other processes kept {:.2f} of the {:.0f} cores busy while the experiment ran.\n\n", others,
+                        cores);
+  } else if (load > std::max(1.0, cores / 2)) {  // more than half the cores busy before we began
     md += fmt::format(
         "**Timing caveat.** The machine's load average was {:.1f} when the experiment started ({:.0f} cores), so "
-        "other work shared the CPU: wall and training times below are inflated and uneven between models. The "
-        "accuracy and loss numbers are unaffected.\n\n",
-        load, cores);
+        "other work shared the CPU: {}\n\n",
+        load, cores, effect);
+  }
   if (doc.contains("profile_settings")) {
     const auto& p = doc["profile_settings"];
     md += fmt::format(

@@ -155,12 +155,18 @@ CpuTimes cpu_times() {
 
 int64_t online_cores() { return std::max<int64_t>(1, sysconf(_SC_NPROCESSORS_ONLN)); }
 
+double others_busy_cores(const CpuTimes& since, const CpuTimes& now) {
+  const double seconds = now.wall - since.wall;
+  if (!since.ok || !now.ok || seconds < 1.0) return -1;
+  // Every core's busy time less this process's own (its spinning included).
+  return std::max(0.0, (now.machine - since.machine) - (now.self - since.self)) / seconds;
+}
+
 std::string busy_machine_warning(const CpuTimes& since, const CpuTimes& now, int64_t threads, int64_t cores,
                                  bool split_operations) {
   const double seconds = now.wall - since.wall;
-  if (!since.ok || !now.ok || threads <= 1 || seconds < 1.0) return {};
-  // What the others used: every core's busy time less this process's own (its spinning included).
-  const double others = std::max(0.0, (now.machine - since.machine) - (now.self - since.self)) / seconds;
+  const double others = others_busy_cores(since, now);
+  if (others < 0 || threads <= 1) return {};
   const double free = std::max(0.0, static_cast<double>(cores) - others);
   if (static_cast<double>(threads) <= free + 0.5) return {};
   const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(std::floor(free + 0.5)));

@@ -12,6 +12,7 @@
 #include "matvae/experiment/experiment.h"
 #include "matvae/experiment/plan.h"
 #include "matvae/experiment/tuning.h"
+#include "matvae/util/machine.h"
 
 namespace matvae {
 
@@ -24,6 +25,8 @@ struct RunFacts {
   int64_t ranks = 1;  // processes that shared the work (a distributed experiment), each with `jobs` jobs
   bool tuned = false;  // every tuned row chose its settings on validation data
   double load_at_start = -1;
+  CpuTimes cpu_at_start;    // with the end's reading: the cores other processes kept busy meanwhile
+  int64_t local_ranks = 1;  // this machine's ranks, whose CPU time is not this process's own
   std::chrono::steady_clock::time_point start;
 };
 

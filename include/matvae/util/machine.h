@@ -46,6 +46,10 @@ CpuTimes cpu_times();
 /// The machine's online cores: what /proc/stat's totals add up.
 int64_t online_cores();
 
+/// How many cores, on average, processes other than this one kept busy between `since` and `now`;
+/// -1 where the readings cannot tell (either failed, or they are under a second apart).
+double others_busy_cores(const CpuTimes& since, const CpuTimes& now);
+
 /// A one-line warning (or empty) when, between `since` and `now` (at least 1 s apart), other
 /// processes kept so many of the `cores` busy that this process's `threads` could not each have
 /// one. `split_operations`: the threads split each operation (OpenMP teams, --parallel ops); they
