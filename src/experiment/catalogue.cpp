@@ -35,7 +35,7 @@ ExperimentProfile experiment_profile(const std::string& name) {
   ExperimentProfile p;
   if (name == "quick") {
     // The main job: the question's rows, trained long enough that their order is the full profile's.
-    // Two seeds of 4 epochs, not one of 5 or 8: where two models are within a point of each other
+    // Two seeds of 4 epochs, not one of 5 or 7: where two models are within a point of each other
     // one seed's sign is noise, and two seeds' mean matched the full profile's where 1 seed did not
     // (README, "Profiles and their cost"); 5 epochs of two seeds took 647 s, over the 10 minutes.
     p.epochs = 4;
