@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <tuple>
@@ -188,6 +190,34 @@ TEST_F(ExperimentTest, ReportSaysHowBusyOtherProcessesKeptTheCores) {
   EXPECT_FALSE(contains(quiet, "Timing caveat"));
   EXPECT_TRUE(contains(report_with(-1, 3.0), "**Timing caveat.** The machine's load average was 3.0"));
   EXPECT_FALSE(contains(report_with(-1, 0.5), "Timing caveat"));
+}
+
+TEST_F(ExperimentTest, TargetSentenceSaysWhereTheSeedsRuleTheTargetOut) {
+  // Two seeds, made up: at m = 2 the Matryoshka probe is short by 9-10 points in both (the interval
+  // rules the target out); at m = 8 it is short by half a point on average, +5 and -6 by seed (within
+  // the spread). 1-NN and reconstruction equal: met.
+  json doc = json::parse(read_text(results() / "results.json"));
+  doc["options"]["seeds"] = {0, 1};
+  const std::map<std::string, std::array<std::array<double, 2>, 2>> probe = {
+      {"2", {{{0.50, 0.52}, {0.60, 0.61}}}}, {"8", {{{0.80, 0.90}, {0.86, 0.85}}}}};
+  for (const auto& [m, v] : probe)
+    for (int r = 0; r < 2; ++r) {
+      json& row = doc["results"]["mnist"][r == 0 ? "mrl-mmd" : "mmd-at-m"][m];
+      row["1"] = row["0"];
+      for (int seed = 0; seed < 2; ++seed) {
+        row[std::to_string(seed)]["probe"] = v[r][seed];
+        row[std::to_string(seed)]["knn1"] = 0.7;
+        row[std::to_string(seed)]["recon"] = 100.0;
+      }
+    }
+  matvae_test::TempDir dir;
+  matvae_test::write_bytes(dir.path() / "results.json", doc.dump());
+  matvae::write_report(dir.path() / "results.json", dir.path());
+  const std::string md = read_text(dir.path() / "REPORT.md");
+  const std::string section = md.substr(md.find("### Verdict (MNIST)"));
+  EXPECT_TRUE(contains(section, "Short: linear probe at m = 2, 8, 1-NN at no m, reconstruction at no m.")) << section;
+  EXPECT_TRUE(contains(section, "rules the target out at: linear probe m = 2, 1-NN no m, reconstruction no m;"))
+      << section;
 }
 
 TEST_F(ExperimentTest, RerunReusesCachedModelsAndGivesTheSameResults) {

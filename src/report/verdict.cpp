@@ -56,16 +56,23 @@ std::string comparison_table(const Page& page, const std::string& dataset, const
 /// at least theirs and reconstruction within 2 nats of theirs.
 std::string target_sentence(const Page& page, const std::string& dataset) {
   std::vector<int64_t> met, probe_short, knn_short, recon_short;
+  std::vector<int64_t> probe_out, knn_out, recon_out;  // short by the whole interval, not the mean alone
+  bool intervals = false;
   for (int64_t m : page.dims) {
     const json *x = cell(page.doc, dataset, "mrl-mmd", m), *y = cell(page.doc, dataset, "mmd-at-m", m);
     if (!x || !y) continue;
-    const double probe = paired_difference(*x, *y, "probe").mean, knn = paired_difference(*x, *y, "knn1").mean;
-    const double recon = paired_difference(*x, *y, "recon").mean;
-    const bool ok_probe = probe >= 0, ok_knn = knn >= 0, ok_recon = recon <= 2;
+    const auto probe = paired_difference(*x, *y, "probe"), knn = paired_difference(*x, *y, "knn1");
+    const auto recon = paired_difference(*x, *y, "recon");
+    const bool ok_probe = probe.mean >= 0, ok_knn = knn.mean >= 0, ok_recon = recon.mean <= 2;
     if (!ok_probe) probe_short.push_back(m);
     if (!ok_knn) knn_short.push_back(m);
     if (!ok_recon) recon_short.push_back(m);
     if (ok_probe && ok_knn && ok_recon) met.push_back(m);
+    if (probe.n < 2 || knn.n < 2 || recon.n < 2) continue;
+    intervals = true;
+    if (probe.upper() < 0) probe_out.push_back(m);
+    if (knn.upper() < 0) knn_out.push_back(m);
+    if (recon.lower() > 2) recon_out.push_back(m);
   }
   const auto list = [](const std::vector<int64_t>& v) {
     return v.empty() ? std::string("no m") : fmt::format("m = {}", fmt::join(v, ", "));
@@ -77,6 +84,12 @@ std::string target_sentence(const Page& page, const std::string& dataset) {
   if (met.size() < page.dims.size())
     md += fmt::format(" Short: linear probe at {}, 1-NN at {}, reconstruction at {}.", list(probe_short),
                       list(knn_short), list(recon_short));
+  // A mean a hair short is no finding with a few seeds: say where the seeds' spread settles it.
+  if (met.size() < page.dims.size() && intervals)
+    md += fmt::format(
+        " Of these, the 95% interval over the seeds rules the target out at: linear probe {}, 1-NN {}, "
+        "reconstruction {}; elsewhere the shortfall is within the seeds' spread.",
+        list(probe_out), list(knn_out), list(recon_out));
   return md + "\n\n";
 }
 
