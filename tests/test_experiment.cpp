@@ -30,6 +30,14 @@ std::string read_text(const fs::path& p) {
   return std::string(b.begin(), b.end());
 }
 
+/// REPORT.md as `matvae report` writes it from `doc` (a results.json edited by a test).
+std::string report_of(const json& doc) {
+  matvae_test::TempDir dir;
+  matvae_test::write_bytes(dir.path() / "results.json", doc.dump());
+  matvae::write_report(dir.path() / "results.json", dir.path());
+  return read_text(dir.path() / "REPORT.md");
+}
+
 class ExperimentTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -177,10 +185,7 @@ TEST_F(ExperimentTest, ReportSaysHowBusyOtherProcessesKeptTheCores) {
       doc["machine"]["others_busy_cores"] = others;
     else
       doc["machine"].erase("others_busy_cores");  // results of an earlier release: the load average decides
-    matvae_test::TempDir dir;
-    matvae_test::write_bytes(dir.path() / "results.json", doc.dump());
-    matvae::write_report(dir.path() / "results.json", dir.path());
-    return read_text(dir.path() / "REPORT.md");
+    return report_of(doc);
   };
   const std::string busy = report_with(1.5, 0.0);
   EXPECT_TRUE(contains(busy, "**Timing caveat.** Other processes kept 1.5 of the 2 cores busy while the experiment ran"))
@@ -210,10 +215,7 @@ TEST_F(ExperimentTest, TargetSentenceSaysWhereTheSeedsRuleTheTargetOut) {
         row[std::to_string(seed)]["recon"] = 100.0;
       }
     }
-  matvae_test::TempDir dir;
-  matvae_test::write_bytes(dir.path() / "results.json", doc.dump());
-  matvae::write_report(dir.path() / "results.json", dir.path());
-  const std::string md = read_text(dir.path() / "REPORT.md");
+  const std::string md = report_of(doc);
   const std::string section = md.substr(md.find("### Verdict (MNIST)"));
   EXPECT_TRUE(contains(section, "Short: linear probe at m = 2, 8, 1-NN at no m, reconstruction at no m.")) << section;
   EXPECT_TRUE(contains(section, "rules the target out at: linear probe m = 2, 1-NN no m, reconstruction no m;"))
