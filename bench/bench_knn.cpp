@@ -3,7 +3,8 @@
 // float64 double loop on a slice first. And the neighbour lists alone at retrieval's shapes: a
 // funnel's first short list (k = 200 at m = 2 and 8) and exact search's (k = 10 at m = 64), 2,000
 // queries against a 60,000-item database, checked on integer codes against a full sort of the
-// distances.
+// distances. Beside them, BM_KnnNeighboursTopk: the plain ATen way, blocks of distances through
+// addmm and a sorted topk (its order of exact ties is arbitrary, so it is not checked here).
 #include "bench_check.h"
 #include "matvae/eval/knn.h"
 
@@ -40,9 +41,27 @@ void BM_KnnNeighbours(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * queries.size(0));  // queries
 }
 
-// {m, k}: a funnel's first short list at m = 2 and 8, exact search's list at m = 64.
+void BM_KnnNeighboursTopk(benchmark::State& state) {
+  matvae_bench::setup(4, state.range(2));
+  const int64_t m = state.range(0), k = state.range(1);
+  const auto db = torch::randn({60000, m}), queries = torch::randn({2000, m});
+  const auto bt = db.t().contiguous(), b_sq = db.square().sum(1).unsqueeze(0);
+  for (auto _ : state) {
+    std::vector<torch::Tensor> lists;
+    for (int64_t start = 0; start < queries.size(0); start += 128) {
+      const auto d = torch::addmm(b_sq, queries.narrow(0, start, std::min<int64_t>(128, queries.size(0) - start)), bt,
+                                  /*beta=*/1, /*alpha=*/-2);
+      lists.push_back(std::get<1>(d.topk(k, 1, /*largest=*/false, /*sorted=*/true)));
+    }
+    benchmark::DoNotOptimize(torch::cat(lists).data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations() * queries.size(0));  // queries
+}
+
+// {m, k}: a funnel's first short list at m = 2 and 8, the evaluation's lists (k = 10: 1-NN, 5-NN
+// and mAP@10) at m = 2, 8 and 64.
 void neighbours_args(benchmark::internal::Benchmark* b) {
-  for (const auto& [m, k] : std::vector<std::pair<int64_t, int64_t>>{{2, 200}, {8, 200}, {64, 10}})
+  for (const auto& [m, k] : std::vector<std::pair<int64_t, int64_t>>{{2, 200}, {8, 200}, {2, 10}, {8, 10}, {64, 10}})
     for (int64_t t : matvae_bench::kThreads) b->Args({m, k, t});
   b->ArgNames({"m", "k", "threads"});
 }
@@ -50,6 +69,7 @@ void neighbours_args(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_KnnNeighbours)->Apply(neighbours_args)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_KnnNeighboursTopk)->Apply(neighbours_args)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Knn)
     ->ArgsProduct({{2, 16, 64}, matvae_bench::kThreads})
     ->ArgNames({"m", "threads"})

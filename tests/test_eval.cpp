@@ -341,12 +341,14 @@ TEST_F(Knn, MatchesDoubleLoopOnIntegerGridWithTies) {
   const auto d = torch::cdist(test_x.to(torch::kFloat64), train_x.to(torch::kFloat64)).square();
   const auto sorted = std::get<0>(d.sort(1));
   ASSERT_GT(sorted.select(1, 4).eq(sorted.select(1, 5)).to(torch::kFloat64).mean().item<double>(), 0.5);
-  for (const int64_t block : {1024, 7, 1}) {
-    SCOPED_TRACE("block_rows " + std::to_string(block));
-    EXPECT_TRUE(torch::equal(matvae::knn_predict(train_x, train_y, test_x, ks, KnnOptions{block}), want));
-    EXPECT_TRUE(torch::equal(
-        matvae::knn_predict(train_x.to(torch::kFloat64), train_y, test_x.to(torch::kFloat64), ks, KnnOptions{block}),
-        want));
+  // Tiles of 1 and 7 columns: the first k = 13 neighbours span tiles, and a tile's tail is shorter
+  // than the scan's vector block (16 floats, 8 doubles); 37 columns: two blocks and a tail.
+  for (const auto& [block, tile] : std::vector<std::pair<int64_t, int64_t>>{{1024, 1024}, {7, 37}, {1, 7}, {3, 1}}) {
+    SCOPED_TRACE("block_rows " + std::to_string(block) + ", tile_columns " + std::to_string(tile));
+    EXPECT_TRUE(torch::equal(matvae::knn_predict(train_x, train_y, test_x, ks, KnnOptions{block, tile}), want));
+    EXPECT_TRUE(torch::equal(matvae::knn_predict(train_x.to(torch::kFloat64), train_y, test_x.to(torch::kFloat64), ks,
+                                                 KnnOptions{block, tile}),
+                             want));
   }
 }
 
@@ -374,6 +376,23 @@ TEST_F(Knn, MatchesDoubleLoopOnRandomData) {
   const auto want = matvae::knn_predict_reference(train_x, train_y, test_x, ks);
   EXPECT_TRUE(torch::equal(matvae::knn_predict(train_x, train_y, test_x, ks), want));
   EXPECT_TRUE(torch::equal(matvae::knn_predict(train_x, train_y, test_x, ks, KnnOptions{32}), want));
+  EXPECT_TRUE(torch::equal(matvae::knn_predict(train_x, train_y, test_x, ks, KnnOptions{32, 100}), want));
+}
+
+TEST_F(Knn, NeighbourListsDoNotDependOnTheTiling) {
+  // Integer codes (exact distances, many ties) and a long list: every tiling gives the full sort's
+  // first k, by distance and then by index, in float32 and float64.
+  const auto db = torch::randint(-4, 4, {3000, 5}).to(torch::kFloat32);
+  const auto queries = torch::randint(-4, 4, {40, 5}).to(torch::kFloat32);
+  const auto d = (queries.unsqueeze(1) - db.unsqueeze(0)).square().sum(2);  // [40, 3000]
+  const int64_t k = 50;
+  const auto want = std::get<1>(d.sort(/*stable=*/true, /*dim=*/1, /*descending=*/false)).narrow(1, 0, k);
+  for (const auto& [block, tile] : std::vector<std::pair<int64_t, int64_t>>{{128, 1024}, {5, 33}, {40, 3000}, {1, 49}}) {
+    SCOPED_TRACE("block_rows " + std::to_string(block) + ", tile_columns " + std::to_string(tile));
+    EXPECT_TRUE(torch::equal(matvae::knn_neighbours(db, queries, k, KnnOptions{block, tile}), want));
+    EXPECT_TRUE(torch::equal(
+        matvae::knn_neighbours(db.to(torch::kFloat64), queries.to(torch::kFloat64), k, KnnOptions{block, tile}), want));
+  }
 }
 
 TEST_F(Knn, AccuracyOnBlobs) {
@@ -402,6 +421,7 @@ TEST_F(Knn, RejectsBadInputs) {
   expect_check_error([&] { matvae::knn_predict(x, y.to(torch::kFloat32), x, {1}); }, "Float");
   expect_check_error([&] { matvae::knn_predict(x, y - 1, x, {1}); }, "got -1");
   expect_check_error([&] { matvae::knn_predict(x, y, x, {1}, KnnOptions{0}); }, "block_rows >= 1, got 0");
+  expect_check_error([&] { matvae::knn_predict(x, y, x, {1}, KnnOptions{8, 0}); }, "tile_columns >= 1, got 0");
   expect_check_error([&] { matvae::knn_accuracy(x, y, x, y.narrow(0, 0, 5), {1}); }, "[5]");
   expect_check_error([&] { matvae::knn_predict_reference(x, y, x, {9}); }, "got 9");
 }

@@ -3,8 +3,12 @@
 #include "matvae/eval/knn.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 #include <vector>
+
+// The distance scan, once for AVX2 and once for any x86-64, chosen when the program loads.
+#define MATVAE_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 
 namespace matvae {
 
@@ -36,46 +40,107 @@ void check_inputs(const torch::Tensor& train_x, const torch::Tensor& train_y, co
   }
 }
 
-/// The k nearest training rows of each row of distances d [rows, N], in neighbour order (by distance,
-/// then by the lower index), written to out [rows, k]. One pass per row: a distance below the k-th
-/// best so far is appended to a buffer of 2k, which, when full, keeps its k best (nth_element) and
-/// lowers the bar to its k-th. Most distances are turned away by that one comparison; one that gets in
-/// costs O(1) amortised, not the k moves of an ordered insert or the log k of a heap (a funnel's short
-/// list keeps 200 at a small prefix, where many get in). About three times faster than topk followed
-/// by the reordering that its arbitrary order of ties needs.
+// The distances a row turns away, sixteen floats (eight doubles) at a time: two 32-byte vectors
+// compared with the bar (AVX2 where the CPU has it; GCC's vector types, as the compiler did not
+// vectorise the plain loop), and a scalar look only inside a block that holds a candidate. A
+// distance is ||b||^2 - 2 a.b, summed here from the product's -2 a.b and b_sq, so that the product
+// need not copy b_sq into its output first.
 template <typename T>
-void nearest_in_rows(const torch::Tensor& d, int64_t k, torch::Tensor& out) {
-  const T* base = d.data_ptr<T>();
-  const int64_t n = d.size(1), stride = d.stride(0);
-  int64_t* o = out.data_ptr<int64_t>();
-  const auto kth = static_cast<std::ptrdiff_t>(k - 1);
-  at::parallel_for(0, d.size(0), 16, [&](int64_t begin, int64_t end) {
-    std::vector<std::pair<T, int64_t>> kept;  // (distance, index): pairs order as neighbours do
-    kept.reserve(static_cast<size_t>(2 * k));
-    for (int64_t r = begin; r < end; ++r) {
-      const T* row = base + r * stride;
-      kept.clear();
-      for (int64_t j = 0; j < k; ++j) kept.emplace_back(row[j], j);
-      T bar = std::max_element(kept.begin(), kept.end())->first;  // the k-th best so far, or worse
-      for (int64_t j = k; j < n; ++j) {
-        const T v = row[j];
-        // An equal distance never displaces a kept one: that one has the lower index.
-        if (!(v < bar)) continue;
-        kept.emplace_back(v, j);
-        if (kept.size() == static_cast<size_t>(2 * k)) {
-          std::nth_element(kept.begin(), kept.begin() + kth, kept.end());
-          kept.resize(static_cast<size_t>(k));
-          bar = kept.back().first;
-        }
-      }
-      if (kept.size() > static_cast<size_t>(k)) {
-        std::nth_element(kept.begin(), kept.begin() + kth, kept.end());
-        kept.resize(static_cast<size_t>(k));
-      }
-      std::sort(kept.begin(), kept.end());
-      for (int64_t j = 0; j < k; ++j) o[r * k + j] = kept[static_cast<size_t>(j)].second;
+inline int64_t first_below_in(const T* ab, const T* b_sq, int64_t from, int64_t n, T bar) {
+  typedef T Vec __attribute__((vector_size(32)));
+  constexpr int64_t kLanes = 32 / sizeof(T), kBlock = 2 * kLanes;
+  const Vec bars = Vec{} + bar;
+  Vec x0, s0, x1, s1;  // memcpy: the rows need not be aligned to 32 bytes
+  int64_t j = from;
+  for (; j + kBlock <= n; j += kBlock) {
+    std::memcpy(&x0, ab + j, sizeof(Vec));
+    std::memcpy(&s0, b_sq + j, sizeof(Vec));
+    std::memcpy(&x1, ab + j + kLanes, sizeof(Vec));
+    std::memcpy(&s1, b_sq + j + kLanes, sizeof(Vec));
+    const auto below = (x0 + s0 < bars) | (x1 + s1 < bars);
+    uint64_t words[4];
+    std::memcpy(words, &below, sizeof words);
+    if ((words[0] | words[1] | words[2] | words[3]) == 0) continue;
+    for (int64_t i = 0;; ++i)
+      if (ab[j + i] + b_sq[j + i] < bar) return j + i;
+  }
+  for (; j < n; ++j)
+    if (ab[j] + b_sq[j] < bar) return j;
+  return n;
+}
+
+/// The first j in [from, n) with ab[j] + b_sq[j] < bar (never for a NaN), else n.
+MATVAE_VECTOR_CLONES int64_t first_below(const float* ab, const float* b_sq, int64_t from, int64_t n, float bar) {
+  return first_below_in(ab, b_sq, from, n, bar);
+}
+MATVAE_VECTOR_CLONES int64_t first_below(const double* ab, const double* b_sq, int64_t from, int64_t n, double bar) {
+  return first_below_in(ab, b_sq, from, n, bar);
+}
+
+/// One test row's k best so far, as the training columns go by tile after tile. A distance below the
+/// k-th best so far (the bar) is appended to a buffer of 2k, which, when full, keeps its k best
+/// (nth_element) and lowers the bar to its k-th. Most distances are turned away by that one
+/// comparison (first_below); one that gets in costs O(1) amortised, not the k moves of an ordered
+/// insert or the log k of a heap (a funnel's short list keeps 200 at a small prefix, where many get in).
+template <typename T>
+class NearestSoFar {
+ public:
+  explicit NearestSoFar(int64_t k) : k_(k) { kept_.reserve(static_cast<size_t>(2 * k)); }
+
+  /// Columns [first, first + n) of the row: ab[j] = -2 a.b_j, b_sq[j] = ||b_j||^2.
+  void scan(const T* ab, const T* b_sq, int64_t first, int64_t n) {
+    int64_t j = 0;
+    for (; j < n && size() < k_; ++j) {  // the row's first k columns get in unseen
+      kept_.emplace_back(ab[j] + b_sq[j], first + j);
+      if (size() == k_) bar_ = std::max_element(kept_.begin(), kept_.end())->first;
     }
-  });
+    if (size() < k_) return;
+    // An equal distance never displaces a kept one: that one has the lower index.
+    for (j = first_below(ab, b_sq, j, n, bar_); j < n; j = first_below(ab, b_sq, j + 1, n, bar_)) {
+      kept_.emplace_back(ab[j] + b_sq[j], first + j);
+      if (size() == 2 * k_) keep_best();
+    }
+  }
+
+  /// The k nearest columns, by distance and then by the lower index, to out[0, k).
+  void write(int64_t* out) {
+    keep_best();
+    std::sort(kept_.begin(), kept_.end());
+    for (int64_t j = 0; j < k_; ++j) out[j] = kept_[static_cast<size_t>(j)].second;
+  }
+
+ private:
+  int64_t size() const { return static_cast<int64_t>(kept_.size()); }
+  void keep_best() {
+    if (size() <= k_) return;
+    std::nth_element(kept_.begin(), kept_.begin() + (k_ - 1), kept_.end());
+    kept_.resize(static_cast<size_t>(k_));
+    bar_ = kept_.back().first;
+  }
+
+  int64_t k_;
+  T bar_ = 0;
+  std::vector<std::pair<T, int64_t>> kept_;  // (distance, index): pairs order as neighbours do
+};
+
+/// The k nearest training rows of each test row of a [rows, m], b_neg2_t = -2 b^T [m, N], b_sq [N]
+/// -> out [rows, k]. The distances go by tiles of `tile` training rows through `buffer` [rows,
+/// tile]: each tile's product is scanned while it is still in the core's cache, rather than written
+/// out whole and read back from memory.
+template <typename T>
+void nearest_rows(const torch::Tensor& a, const torch::Tensor& b_neg2_t, const T* b_sq, int64_t k, int64_t tile,
+                  torch::Tensor& buffer, int64_t* out) {
+  const int64_t rows = a.size(0), n = b_neg2_t.size(1);
+  std::vector<NearestSoFar<T>> nearest(static_cast<size_t>(rows), NearestSoFar<T>(k));
+  for (int64_t first = 0; first < n; first += tile) {
+    const int64_t cols = std::min(tile, n - first);
+    auto ab = buffer.narrow(0, 0, rows).narrow(1, 0, cols);  // rows `tile` apart
+    torch::mm_out(ab, a, b_neg2_t.narrow(1, first, cols));
+    const T* base = ab.data_ptr<T>();
+    for (int64_t r = 0; r < rows; ++r)
+      nearest[static_cast<size_t>(r)].scan(base + r * ab.stride(0), b_sq + first, first, cols);
+  }
+  for (int64_t r = 0; r < rows; ++r) nearest[static_cast<size_t>(r)].write(out + r * k);
 }
 
 }  // namespace
@@ -86,6 +151,7 @@ torch::Tensor knn_neighbours(const torch::Tensor& train_x, const torch::Tensor& 
   TORCH_CHECK(k_max >= 1 && k_max <= train_x.size(0), "knn_neighbours: expected k in [1, N = ", train_x.size(0),
               "], got ", k_max);
   TORCH_CHECK(options.block_rows >= 1, "knn_neighbours: expected block_rows >= 1, got ", options.block_rows);
+  TORCH_CHECK(options.tile_columns >= 1, "knn_neighbours: expected tile_columns >= 1, got ", options.tile_columns);
   torch::NoGradGuard no_grad;
   const int64_t t_count = test_x.size(0);
 
@@ -95,25 +161,32 @@ torch::Tensor knn_neighbours(const torch::Tensor& train_x, const torch::Tensor& 
                          ? torch::kFloat64
                          : torch::kFloat32;
   const auto b = train_x.detach().to(dtype).contiguous();  // [N, m]
-  const auto bt = b.t().contiguous();                      // [m, N]
-  const auto b_sq = b.square().sum(1).unsqueeze(0);        // [1, N]
-  const auto a_all = test_x.detach().to(dtype);            // [T, m]
-  std::vector<torch::Tensor> nearest;  // per block: [rows, k_max] training indices, in neighbour order
-  // One distance buffer for all blocks: a fresh [rows, N] each time costs more in page faults than
-  // the product that fills it.
-  auto buffer = torch::empty({std::min(options.block_rows, t_count), b.size(0)}, b.options());
-  for (int64_t start = 0; start < t_count; start += options.block_rows) {
-    const int64_t rows = std::min(options.block_rows, t_count - start);
-    auto d = buffer.narrow(0, 0, rows);  // [rows, N]
-    torch::addmm_out(d, b_sq, a_all.narrow(0, start, rows), bt, /*beta=*/1, /*alpha=*/-2);
-    auto index = torch::empty({rows, k_max}, torch::kInt64);
-    if (dtype == torch::kFloat64)
-      nearest_in_rows<double>(d, k_max, index);
-    else
-      nearest_in_rows<float>(d, k_max, index);
-    nearest.push_back(index);
-  }
-  return torch::cat(nearest, 0);
+  // -2 b^T: scaling by a power of two is exact, so ab + b_sq rounds as the product -2 a.b added to
+  // b_sq always did (addmm's b_sq - 2 a.b).
+  const auto b_neg2_t = (b.t() * -2).contiguous();  // [m, N]
+  const auto b_sq = b.square().sum(1).contiguous();  // [N]
+  const auto a_all = test_x.detach().to(dtype);      // [T, m]
+  auto nearest = torch::empty({t_count, k_max}, torch::kInt64);
+  // Blocks of test rows across the threads, each with its own product buffer and one-thread
+  // products: small tiles split across threads cost more in hand-offs than they gain. Blocks shrink
+  // so that every thread gets one.
+  const int64_t threads = at::get_num_threads();
+  const int64_t block = std::max<int64_t>(1, std::min(options.block_rows, (t_count + threads - 1) / threads));
+  const int64_t blocks = (t_count + block - 1) / block;
+  const int64_t tile = std::min(options.tile_columns, b.size(0));
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    auto buffer = torch::empty({block, tile}, b.options());
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t start = i * block, rows = std::min(block, t_count - start);
+      const auto a = a_all.narrow(0, start, rows).contiguous();
+      int64_t* out = nearest.data_ptr<int64_t>() + start * k_max;
+      if (dtype == torch::kFloat64)
+        nearest_rows<double>(a, b_neg2_t, b_sq.data_ptr<double>(), k_max, tile, buffer, out);
+      else
+        nearest_rows<float>(a, b_neg2_t, b_sq.data_ptr<float>(), k_max, tile, buffer, out);
+    }
+  });
+  return nearest;
 }
 
 torch::Tensor knn_predict(const torch::Tensor& train_x, const torch::Tensor& train_y, const torch::Tensor& test_x,

@@ -20,10 +20,10 @@ namespace matvae {
 
 /// Plain fields (an aggregate), like the other option structs of the library.
 struct KnnOptions {
-  /// Test rows per block: a block's distances to all N training rows are one [block_rows, N] matrix,
-  /// reused from block to block (128 x 60000 in float32: about 31 MB). Blocks of 64 to 256 rows ran
-  /// about twice as fast as blocks of 1024 on 20,000 training codes (more of the matrix stays in cache).
+  /// Test rows per block, and training rows per tile: a block's distances go tile by tile through
+  /// one [block_rows, tile_columns] product that the scan reads while it is in cache.
   int64_t block_rows = 128;
+  int64_t tile_columns = 1024;
 };
 
 struct KnnResult {
