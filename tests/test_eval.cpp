@@ -1,7 +1,8 @@
 // Tests of the evaluation layer: the linear probe (separable blobs, chance on random labels, no test
 // data in the choice of lambda, train-only standardisation, the optimality conditions of a fit),
-// exact k-NN (the fast path against the double loop, ties included, and a hand-worked answer) and
-// PCA (orthonormal and sorted, reconstruction error = discarded variance, agreement with an SVD).
+// exact k-NN (the fast path against the double loop, ties included, and a hand-worked answer, every
+// tiling against a full sort), PCA (orthonormal and sorted, reconstruction error = discarded
+// variance, agreement with an SVD), and one model's evaluations sharing its features (same numbers).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -15,6 +16,7 @@
 #include "matvae/eval/linear_probe.h"
 #include "matvae/eval/pca.h"
 #include "matvae/eval/code_metrics.h"
+#include "matvae/train/build_model.h"
 #include "test_util.h"
 
 namespace {
@@ -31,6 +33,7 @@ const auto kI64 = torch::TensorOptions().dtype(torch::kInt64);
 class LinearProbe : public matvae_test::SeededTest {};
 class Knn : public matvae_test::SeededTest {};
 class PcaFit : public matvae_test::SeededTest {};
+class SharedFeatures : public matvae_test::SeededTest {};
 
 void expect_check_error(const std::function<void()>& f, const std::string& part) {
   try {
@@ -542,6 +545,48 @@ TEST_F(PcaFit, EvaluationStopsBetweenPrefixSizesAndKeepsThoseDone) {
   EXPECT_EQ(part["4"], all["4"]);
   EXPECT_FALSE(part.contains("8"));
   EXPECT_TRUE(matvae::evaluate_pixel_pca(data, dims, 0, [] { return true; }).empty());
+}
+
+// ---- one model's evaluations sharing its codes' features ----
+
+TEST_F(SharedFeatures, GiveEveryEvaluationTheSameNumbers) {
+  // An untrained Matryoshka model on blobs: what matters is that the numbers do not change.
+  matvae::TrainTest data;
+  for (auto* d : {&data.train, &data.test}) {
+    const auto blobs = make_blobs(torch::randn({3, 16}), d == &data.train ? 150 : 60, 0.3);
+    d->images = torch::sigmoid(blobs.x).to(torch::kFloat32);
+    d->labels = blobs.y;
+    d->height = 4;
+    d->width = 4;
+    d->num_classes = 3;
+  }
+  matvae::TrainConfig config;
+  config.latent = 8;
+  config.hidden = {12};
+  matvae::resolve(config);
+  ASSERT_EQ(config.nesting, (std::vector<int64_t>{2, 4, 8}));
+  auto model = matvae::build_model(config, 16, 0);
+  const auto prefixes = matvae::evaluate_prefixes(model, config, data, config.nesting, false, 3);
+  const auto truncated = matvae::evaluate_prefixes(model, config, data, {4, 8}, true, 3);
+  const auto adaptive = matvae::evaluate_adaptive(model, config, data, 3);
+
+  matvae::CodeShare share;
+  EXPECT_EQ(matvae::evaluate_prefixes(model, config, data, config.nesting, false, 3, {}, &share), prefixes);
+  ASSERT_EQ(share.prefixes.size(), 3u);
+  EXPECT_EQ(matvae::evaluate_prefixes(model, config, data, {4, 8}, true, 3, {}, &share), truncated);
+  EXPECT_EQ(matvae::evaluate_adaptive(model, config, data, 3, &share), adaptive);
+  // The adaptive evaluation takes the shared lists and probes, not its own: spoil one of each and
+  // its numbers move.
+  share.prefixes.at(2).neighbours = share.prefixes.at(2).neighbours.flip(1).contiguous();
+  auto& probe = share.prefixes.at(8).probe;
+  probe.model.bias = probe.model.bias + 5 * torch::arange(3);
+  probe.validation_model.bias = probe.validation_model.bias + 5 * torch::arange(3);
+  const auto spoiled = matvae::evaluate_adaptive(model, config, data, 3, &share);
+  EXPECT_NE(spoiled["retrieval"]["exact"]["2"], adaptive["retrieval"]["exact"]["2"]);
+  EXPECT_NE(spoiled["cascade"], adaptive["cascade"]);
+  // Without every prefix's features shared, it computes them all itself.
+  share.prefixes.erase(4);
+  EXPECT_EQ(matvae::evaluate_adaptive(model, config, data, 3, &share), adaptive);
 }
 
 }  // namespace

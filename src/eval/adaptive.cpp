@@ -15,15 +15,23 @@ nlohmann::ordered_json scores_json(const RetrievalScores& s, double mflops) {
 }  // namespace
 
 nlohmann::ordered_json adaptive_retrieval(const torch::Tensor& db, const torch::Tensor& db_y, const torch::Tensor& queries,
-                                          const torch::Tensor& query_y, const std::vector<int64_t>& nesting, int64_t k) {
+                                          const torch::Tensor& query_y, const std::vector<int64_t>& nesting, int64_t k,
+                                          const std::vector<torch::Tensor>& exact_lists) {
+  TORCH_CHECK(exact_lists.empty() || exact_lists.size() == nesting.size(),
+              "adaptive_retrieval: expected no exact lists or one per prefix size (", nesting.size(), "), got ",
+              exact_lists.size());
   torch::NoGradGuard no_grad;
   const int64_t n = db.size(0);
   nlohmann::ordered_json out;
   out["k"] = k;
   out["database"] = n;
-  for (const int64_t m : nesting) {
+  for (size_t i = 0; i < nesting.size(); ++i) {
+    const int64_t m = nesting[i];
     const std::vector<FunnelStage> exact = {{m, k}};
-    const auto list = knn_neighbours(db.narrow(1, 0, m), queries.narrow(1, 0, m), k);
+    const auto list = exact_lists.empty() ? knn_neighbours(db.narrow(1, 0, m), queries.narrow(1, 0, m), k) : exact_lists[i];
+    TORCH_CHECK(list.dim() == 2 && list.size(0) == queries.size(0) && list.size(1) == k,
+                "adaptive_retrieval: expected an exact list [", queries.size(0), ", ", k, "] at m = ", m, ", got ",
+                list.sizes());
     out["exact"][std::to_string(m)] = scores_json(retrieval_scores(list, db_y, query_y), funnel_mflops(n, exact));
   }
   out["funnels"] = nlohmann::ordered_json::array();
@@ -40,8 +48,10 @@ nlohmann::ordered_json adaptive_retrieval(const torch::Tensor& db, const torch::
 nlohmann::ordered_json adaptive_classification_json(const torch::Tensor& train_x, const torch::Tensor& train_y,
                                                     const torch::Tensor& test_x, const torch::Tensor& test_y,
                                                     const std::vector<int64_t>& nesting, int64_t num_classes,
-                                                    uint64_t seed) {
-  const CascadeResult r = adaptive_classification(train_x, train_y, test_x, test_y, nesting, num_classes, seed);
+                                                    uint64_t seed, const std::vector<const ProbeResult*>& probes) {
+  const CascadeResult r = probes.empty()
+                              ? adaptive_classification(train_x, train_y, test_x, test_y, nesting, num_classes, seed)
+                              : adaptive_classification(train_x, train_y, test_x, test_y, nesting, probes, seed);
   nlohmann::ordered_json out;
   out["full_validation_accuracy"] = r.full_validation_accuracy;
   out["full_test_accuracy"] = r.full_test_accuracy;

@@ -31,17 +31,36 @@ CascadeResult adaptive_classification(const torch::Tensor& train_x, const torch:
   torch::NoGradGuard no_grad;
   ProbeOptions options;
   options.seed = seed;
-  const auto split = probe_split(train_x.size(0), options.validation_fraction, seed);
+  std::vector<ProbeResult> fitted;
+  for (const int64_t m : nesting)
+    fitted.push_back(linear_probe(train_x.narrow(1, 0, m), train_y, test_x.narrow(1, 0, m), test_y, num_classes, options));
+  std::vector<const ProbeResult*> probes;
+  for (const auto& p : fitted) probes.push_back(&p);
+  return adaptive_classification(train_x, train_y, test_x, test_y, nesting, probes, seed, thresholds);
+}
+
+CascadeResult adaptive_classification(const torch::Tensor& train_x, const torch::Tensor& train_y,
+                                      const torch::Tensor& test_x, const torch::Tensor& test_y,
+                                      const std::vector<int64_t>& nesting, const std::vector<const ProbeResult*>& probes,
+                                      uint64_t seed, const std::vector<double>& thresholds) {
+  TORCH_CHECK(!nesting.empty() && nesting.back() <= train_x.size(1),
+              "adaptive_classification: expected a nesting list within the code's ", train_x.size(1), " columns");
+  TORCH_CHECK(probes.size() == nesting.size(), "adaptive_classification: expected one probe per prefix size (",
+              nesting.size(), "), got ", probes.size());
+  torch::NoGradGuard no_grad;
+  const auto split = probe_split(train_x.size(0), ProbeOptions{}.validation_fraction, seed);
   const auto val_x = train_x.index_select(0, split.validation), val_y = train_y.index_select(0, split.validation);
   std::vector<torch::Tensor> val_probs, test_probs;
   CascadeResult out;
-  for (const int64_t m : nesting) {
-    const auto prefix = [m](const torch::Tensor& x) { return x.narrow(1, 0, m); };
-    const ProbeResult probe = linear_probe(prefix(train_x), train_y, prefix(test_x), test_y, num_classes, options);
-    val_probs.push_back(torch::softmax(probe_logits(probe.validation_model, prefix(val_x)), 1));
-    test_probs.push_back(torch::softmax(probe_logits(probe.model, prefix(test_x)), 1));
-    if (m == nesting.back()) out.full_test_accuracy = probe.test_accuracy;
+  for (size_t i = 0; i < nesting.size(); ++i) {
+    const int64_t m = nesting[i];
+    const ProbeResult& probe = *probes[i];
+    TORCH_CHECK(probe.model.weight.defined() && probe.model.weight.size(0) == m, "adaptive_classification: probe ", i,
+                " is not a fitted probe of ", m, " features");
+    val_probs.push_back(torch::softmax(probe_logits(probe.validation_model, val_x.narrow(1, 0, m)), 1));
+    test_probs.push_back(torch::softmax(probe_logits(probe.model, test_x.narrow(1, 0, m)), 1));
   }
+  out.full_test_accuracy = probes.back()->test_accuracy;
   const auto dims = torch::tensor(nesting, torch::kInt64).to(torch::kFloat64);
   const auto score = [&](const CascadeDecision& d, const torch::Tensor& y) {
     return std::pair{d.predictions.eq(y).to(torch::kFloat64).mean().item<double>(),

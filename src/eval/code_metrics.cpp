@@ -43,6 +43,18 @@ torch::Tensor decode_all(Vae& model, const torch::Tensor& codes, int64_t batch =
   return torch::cat(parts, 0);
 }
 
+/// The mean codes of the training and test images: from `share` when an earlier evaluation of the
+/// model encoded them, else encoded here (and left in `share`). The test images go through the
+/// encoder in one pass, as the per-prefix evaluation always encoded them.
+std::pair<torch::Tensor, torch::Tensor> mean_codes(Vae& model, const TrainTest& data, CodeShare* share) {
+  if (share && share->train_codes.defined()) return {share->train_codes, share->test_codes};
+  torch::NoGradGuard no_grad;
+  model->eval();
+  auto codes = std::pair{encode_mu(model, data.train.images), model->encode(data.test.images).first};
+  if (share) std::tie(share->train_codes, share->test_codes) = codes;
+  return codes;
+}
+
 }  // namespace
 
 torch::Tensor encode_mu(Vae& model, const torch::Tensor& images, int64_t batch) {
@@ -54,23 +66,23 @@ torch::Tensor encode_mu(Vae& model, const torch::Tensor& images, int64_t batch) 
   return torch::cat(parts, 0);
 }
 
-nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::Tensor& train_labels,
-                                       const torch::Tensor& test, const torch::Tensor& test_labels,
-                                       int64_t num_classes, uint64_t seed) {
-  nlohmann::ordered_json j;
+PrefixFeatures prefix_features(const torch::Tensor& train, const torch::Tensor& train_labels, const torch::Tensor& test,
+                               const torch::Tensor& test_labels, int64_t num_classes, uint64_t seed) {
+  PrefixFeatures f;
+  nlohmann::ordered_json& j = f.metrics;
   ProbeOptions po;
   po.seed = seed;
-  const ProbeResult probe = linear_probe(train, train_labels, test, test_labels, num_classes, po);
-  j["probe"] = probe.test_accuracy;
-  j["probe_l2"] = probe.chosen_l2;
+  f.probe = linear_probe(train, train_labels, test, test_labels, num_classes, po);
+  j["probe"] = f.probe.test_accuracy;
+  j["probe_l2"] = f.probe.chosen_l2;
   // One neighbour search serves k-NN (k = 1, 5) and retrieval (the ranked top 10, same label = relevant).
   const int64_t k = std::min<int64_t>(kRetrieved, train.size(0));
-  const auto neighbours = knn_neighbours(train, test, k);
-  const auto votes = knn_vote(train_labels.index_select(0, neighbours.view(-1)).view({test.size(0), k}),
+  f.neighbours = knn_neighbours(train, test, k);
+  const auto votes = knn_vote(train_labels.index_select(0, f.neighbours.view(-1)).view({test.size(0), k}),
                               {1, std::min<int64_t>(5, k)}, num_classes);
   j["knn1"] = votes[0].eq(test_labels).to(torch::kFloat64).mean().item<double>();
   j["knn5"] = votes[1].eq(test_labels).to(torch::kFloat64).mean().item<double>();
-  const RetrievalScores r = retrieval_scores(neighbours, train_labels, test_labels);
+  const RetrievalScores r = retrieval_scores(f.neighbours, train_labels, test_labels);
   j["map10"] = r.map;
   j["precision10"] = r.precision;
   j["recall10"] = r.recall;
@@ -80,7 +92,13 @@ nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::
   j["knn1_std"] = knn_accuracy((train - mean) / scale, train_labels, (test - mean) / scale, test_labels, {1}).accuracy.at(0);
   const auto unit = [](const torch::Tensor& x) { return x / x.norm(2, 1, true).clamp_min(1e-12); };
   j["knn1_cos"] = knn_accuracy(unit(train), train_labels, unit(test), test_labels, {1}).accuracy.at(0);
-  return j;
+  return f;
+}
+
+nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::Tensor& train_labels,
+                                       const torch::Tensor& test, const torch::Tensor& test_labels,
+                                       int64_t num_classes, uint64_t seed) {
+  return prefix_features(train, train_labels, test, test_labels, num_classes, seed).metrics;
 }
 
 Likelihood scored_likelihood(const TrainConfig& config) {
@@ -97,21 +115,28 @@ nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const
 
 nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, const TrainTest& data,
                                          const std::vector<int64_t>& dims, bool truncate, uint64_t seed,
-                                         const EvalStop& stop) {
+                                         const EvalStop& stop, CodeShare* share) {
   if (stop && stop()) return nlohmann::ordered_json();  // before the codes, which take a while
   torch::NoGradGuard no_grad;
   model->eval();
-  const auto train_codes = encode_mu(model, data.train.images);
-  const auto [test_mu, test_logvar] = model->encode(data.test.images);
+  const auto [train_codes, test_mu] = mean_codes(model, data, share);
   const int64_t D = config.latent;
   const bool kl_model = !config.uses_mmd();
+  // The ELBO's posterior spread: only a KL-trained model's, only untruncated.
+  const torch::Tensor test_logvar = kl_model && !truncate ? model->encode(data.test.images).second : torch::Tensor();
   nlohmann::ordered_json out;
   for (int64_t m : dims) {
     if (stop && stop()) break;
     TORCH_CHECK(m <= D, "prefix size ", m, " exceeds the latent size ", D);
     const auto test_prefix = test_mu.narrow(1, 0, m);
-    auto j = feature_metrics(train_codes.narrow(1, 0, m), data.train.labels, test_prefix, data.test.labels,
-                             data.train.num_classes, seed);
+    PrefixFeatures computed;
+    const auto features = [&]() -> const PrefixFeatures& {
+      if (share && share->prefixes.count(m)) return share->prefixes.at(m);
+      computed = prefix_features(train_codes.narrow(1, 0, m), data.train.labels, test_prefix, data.test.labels,
+                                 data.train.num_classes, seed);
+      return share ? share->prefixes.emplace(m, std::move(computed)).first->second : computed;
+    };
+    auto j = features().metrics;
     const auto logits = truncate ? decode_all(model, zero_pad(test_prefix, D)) : decode_all(model, test_prefix);
     j.update(reconstruction_metrics(logits, data.test.images, scored_likelihood(config)));
     j["mmd"] = mmd_to_prior(test_prefix, config, seed + 1);
@@ -128,14 +153,26 @@ nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, 
   return out;
 }
 
-nlohmann::ordered_json evaluate_adaptive(Vae& model, const TrainConfig& config, const TrainTest& data, uint64_t seed) {
+nlohmann::ordered_json evaluate_adaptive(Vae& model, const TrainConfig& config, const TrainTest& data, uint64_t seed,
+                                         CodeShare* share) {
   torch::NoGradGuard no_grad;
-  const auto train_codes = encode_mu(model, data.train.images), test_codes = encode_mu(model, data.test.images);
+  const auto [train_codes, test_codes] = mean_codes(model, data, share);
+  // The probes and exact lists the per-prefix evaluation made for these codes, where it made them all.
+  std::vector<const ProbeResult*> probes;
+  std::vector<torch::Tensor> lists;
+  bool shared = share != nullptr;
+  for (const int64_t m : config.nesting) shared = shared && share->prefixes.count(m);
+  if (shared) {
+    for (const int64_t m : config.nesting) {
+      probes.push_back(&share->prefixes.at(m).probe);
+      lists.push_back(share->prefixes.at(m).neighbours);
+    }
+  }
   nlohmann::ordered_json out;
-  out["retrieval"] =
-      adaptive_retrieval(train_codes, data.train.labels, test_codes, data.test.labels, config.nesting, kRetrieved);
+  out["retrieval"] = adaptive_retrieval(train_codes, data.train.labels, test_codes, data.test.labels, config.nesting,
+                                        kRetrieved, lists);
   out["cascade"] = adaptive_classification_json(train_codes, data.train.labels, test_codes, data.test.labels,
-                                                config.nesting, data.train.num_classes, seed);
+                                                config.nesting, data.train.num_classes, seed, probes);
   return out;
 }
 

@@ -65,8 +65,9 @@ bool ensure_trained(const ModelJob& job, Shared& shared) {
   return !r.interrupted;
 }
 
-/// The task's numbers at `dims` (those its cache lacks), from its model or the pixels.
-json measure(const Task& t, const std::vector<int64_t>& dims, const Shared& shared) {
+/// The task's numbers at `dims` (those its cache lacks), from its model or the pixels; `share` holds
+/// what the model's earlier evaluations computed from its codes.
+json measure(const Task& t, const std::vector<int64_t>& dims, const Shared& shared, CodeShare& share) {
   const EvalStop stop = [&shared] { return shared.stopped(); };
   const auto start = std::chrono::steady_clock::now();
   json fresh;
@@ -83,13 +84,14 @@ json measure(const Task& t, const std::vector<int64_t>& dims, const Shared& shar
   switch (t.kind) {
     case EvalKind::kPrefixes:
     case EvalKind::kTruncated:
-      fresh = evaluate_prefixes(run.model, run.config, *t.data, dims, t.kind == EvalKind::kTruncated, t.seed, stop);
+      fresh = evaluate_prefixes(run.model, run.config, *t.data, dims, t.kind == EvalKind::kTruncated, t.seed, stop,
+                                &share);
       break;
     case EvalKind::kCodePca:
       fresh = evaluate_code_pca(run.model, run.config, *t.data, dims, t.seed, stop);
       break;
     case EvalKind::kAdaptive:
-      fresh[std::to_string(run.config.latent)] = evaluate_adaptive(run.model, run.config, *t.data, t.seed);
+      fresh[std::to_string(run.config.latent)] = evaluate_adaptive(run.model, run.config, *t.data, t.seed, &share);
       break;
     case EvalKind::kPixelPca:
       break;
@@ -99,12 +101,24 @@ json measure(const Task& t, const std::vector<int64_t>& dims, const Shared& shar
   return fresh;
 }
 
+/// What the evaluations of one model and seed share (eval/code_metrics.h), kept while a worker runs
+/// a group of tasks: the per-prefix, truncated and adaptive evaluations of a model meet the same
+/// prefixes of the same codes.
+class CodeShares {
+ public:
+  CodeShare& of(const Task& t) { return shares_[t.job.dir.string() + "#" + std::to_string(t.seed)]; }
+
+ private:
+  std::map<std::string, CodeShare> shares_;
+};
+
 /// Trains the task's model if it has one, then evaluates it through the cache; null if interrupted.
-json run_task(Task& t, Shared& shared) {
+json run_task(Task& t, Shared& shared, CodeShares& shares) {
   const bool has_model = t.kind != EvalKind::kPixelPca;
   if (has_model && (shared.stopped() || !ensure_trained(t.job, shared))) return json();
-  return cached_eval(t.cache, t.dims, [&](const std::vector<int64_t>& missing) { return measure(t, missing, shared); },
-                     &t.evaluated_by);
+  return cached_eval(
+      t.cache, t.dims, [&](const std::vector<int64_t>& missing) { return measure(t, missing, shared, shares.of(t)); },
+      &t.evaluated_by);
 }
 
 /// The tasks grouped by model (a model that grows out of another with that one; pixel tasks by cache
@@ -192,8 +206,9 @@ bool run_tasks_over_ranks(std::vector<Task>& tasks, const std::vector<std::vecto
     return k < static_cast<int64_t>(open.size()) ? std::optional<size_t>(open[static_cast<size_t>(k)]) : std::nullopt;
   };
   const auto run_group = [&](size_t g) {
+    CodeShares shares;
     for (size_t i : groups[g]) {
-      tasks[i].result = run_task(tasks[i], shared);
+      tasks[i].result = run_task(tasks[i], shared, shares);
       if (tasks[i].result.is_null()) return;
     }
     // The files first: when rank 0 sees the results, the files are there to be written.
@@ -253,8 +268,9 @@ bool run_tasks(std::vector<Task>& tasks, const ScheduleOptions& options) {
   run_work_pool(
       groups.size(),
       [&](size_t g) {
+        CodeShares shares;
         for (size_t i : groups[g]) {
-          tasks[i].result = run_task(tasks[i], shared);
+          tasks[i].result = run_task(tasks[i], shared, shares);
           if (tasks[i].result.is_null()) return;
         }
       },

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "matvae/eval/linear_probe.h"
+
 namespace matvae {
 
 /// Where a cascade of per-prefix probabilities stops: probs[k] is [T, C] (prefix k of the nesting
@@ -35,13 +37,22 @@ struct CascadeResult {
   int64_t chosen = -1;
 };
 
+/// The thresholds scored by default.
+inline const std::vector<double> kCascadeThresholds = {0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999};
+
 /// train_x: [N, D], test_x: [T, D] codes; the probes are linear_probe's (L2 chosen on its validation
 /// rows of train, with `seed`), at each m of `nesting`; the thresholds are scored on those validation
 /// rows with the probes fitted without them, and on test with the final probes.
 CascadeResult adaptive_classification(const torch::Tensor& train_x, const torch::Tensor& train_y,
                                       const torch::Tensor& test_x, const torch::Tensor& test_y,
                                       const std::vector<int64_t>& nesting, int64_t num_classes, uint64_t seed,
-                                      const std::vector<double>& thresholds = {0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98,
-                                                                               0.99, 0.995, 0.999});
+                                      const std::vector<double>& thresholds = kCascadeThresholds);
+
+/// The same from probes already fitted, probes[i] at nesting[i] by linear_probe with `seed` on these
+/// codes (as the per-prefix evaluation fits them): the cascade without fitting them again.
+CascadeResult adaptive_classification(const torch::Tensor& train_x, const torch::Tensor& train_y,
+                                      const torch::Tensor& test_x, const torch::Tensor& test_y,
+                                      const std::vector<int64_t>& nesting, const std::vector<const ProbeResult*>& probes,
+                                      uint64_t seed, const std::vector<double>& thresholds = kCascadeThresholds);
 
 }  // namespace matvae

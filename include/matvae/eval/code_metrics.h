@@ -7,9 +7,11 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "matvae/data/dataset.h"
+#include "matvae/eval/linear_probe.h"
 #include "matvae/models/vae.h"
 #include "matvae/train/config.h"
 
@@ -24,6 +26,26 @@ torch::Tensor encode_mu(Vae& model, const torch::Tensor& images, int64_t batch =
 nlohmann::ordered_json feature_metrics(const torch::Tensor& train, const torch::Tensor& train_labels,
                                        const torch::Tensor& test, const torch::Tensor& test_labels,
                                        int64_t num_classes, uint64_t seed);
+
+/// feature_metrics with what they were computed from: the fitted probe and each test row's 10
+/// nearest training rows, which the adaptive evaluation uses again.
+struct PrefixFeatures {
+  nlohmann::ordered_json metrics;
+  ProbeResult probe;
+  torch::Tensor neighbours;  // [T, 10] int64, knn_neighbours
+};
+PrefixFeatures prefix_features(const torch::Tensor& train, const torch::Tensor& train_labels, const torch::Tensor& test,
+                               const torch::Tensor& test_labels, int64_t num_classes, uint64_t seed);
+
+/// What one model's evaluations share, so that each is computed once: its mean codes (training
+/// images by encode_mu, test images in one pass) and, per prefix size, the features of those codes.
+/// One per model and seed: the experiment keeps one while it runs a model's evaluations, which
+/// meet the same prefixes (per prefix, truncated and adaptive). Every evaluation gives the same
+/// numbers with it as without it.
+struct CodeShare {
+  torch::Tensor train_codes, test_codes;  // [N, D] and [T, D]; undefined until an evaluation encodes
+  std::map<int64_t, PrefixFeatures> prefixes;
+};
 
 /// How reconstructions are scored: images by the Bernoulli NLL whatever the training likelihood (one
 /// unit for every image model), feature rows by the normal NLL they were trained with.
@@ -44,7 +66,7 @@ using EvalStop = std::function<bool()>;
 /// the nesting list.
 nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, const TrainTest& data,
                                          const std::vector<int64_t>& dims, bool truncate, uint64_t seed,
-                                         const EvalStop& stop = {});
+                                         const EvalStop& stop = {}, CodeShare* share = nullptr);
 
 /// The full-size model's codes reduced to m by PCA fitted on its training codes (MRL's "SVD"
 /// baseline), decoded back through the model for the reconstruction.
@@ -53,7 +75,8 @@ nlohmann::ordered_json evaluate_code_pca(Vae& model, const TrainConfig& config, 
 
 /// The adaptive uses of a Matryoshka model's code at its nesting list (eval/adaptive.h): retrieval
 /// exact and by funnel, and the classification cascade. {"retrieval": ..., "cascade": ...}.
-nlohmann::ordered_json evaluate_adaptive(Vae& model, const TrainConfig& config, const TrainTest& data, uint64_t seed);
+nlohmann::ordered_json evaluate_adaptive(Vae& model, const TrainConfig& config, const TrainTest& data, uint64_t seed,
+                                         CodeShare* share = nullptr);
 
 /// PCA of the pixels to m dimensions (the linear baseline); reconstruction from the projection.
 nlohmann::ordered_json evaluate_pixel_pca(const TrainTest& data, const std::vector<int64_t>& dims, uint64_t seed,
