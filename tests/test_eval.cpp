@@ -524,16 +524,22 @@ TEST_F(PcaFit, RejectsBadInputs) {
 
 // ---- evaluations of several m: a stop between two m ----
 
-TEST_F(PcaFit, EvaluationStopsBetweenPrefixSizesAndKeepsThoseDone) {
+/// 4 x 4 "images" of three blobs (sigmoids of the points), n_train and n_test of them.
+matvae::TrainTest blob_images(int64_t n_train, int64_t n_test) {
   matvae::TrainTest data;
   for (auto* d : {&data.train, &data.test}) {
-    const auto blobs = make_blobs(torch::randn({3, 16}), d == &data.train ? 120 : 60, 0.3);
+    const auto blobs = make_blobs(torch::randn({3, 16}), d == &data.train ? n_train : n_test, 0.3);
     d->images = torch::sigmoid(blobs.x).to(torch::kFloat32);
     d->labels = blobs.y;
     d->height = 4;
     d->width = 4;
     d->num_classes = 3;
   }
+  return data;
+}
+
+TEST_F(PcaFit, EvaluationStopsBetweenPrefixSizesAndKeepsThoseDone) {
+  const matvae::TrainTest data = blob_images(120, 60);
   const std::vector<int64_t> dims = {2, 4, 8};
   const auto all = matvae::evaluate_pixel_pca(data, dims, 0);
   ASSERT_EQ(all.size(), 3u);
@@ -551,15 +557,7 @@ TEST_F(PcaFit, EvaluationStopsBetweenPrefixSizesAndKeepsThoseDone) {
 
 TEST_F(SharedFeatures, GiveEveryEvaluationTheSameNumbers) {
   // An untrained Matryoshka model on blobs: what matters is that the numbers do not change.
-  matvae::TrainTest data;
-  for (auto* d : {&data.train, &data.test}) {
-    const auto blobs = make_blobs(torch::randn({3, 16}), d == &data.train ? 150 : 60, 0.3);
-    d->images = torch::sigmoid(blobs.x).to(torch::kFloat32);
-    d->labels = blobs.y;
-    d->height = 4;
-    d->width = 4;
-    d->num_classes = 3;
-  }
+  const matvae::TrainTest data = blob_images(150, 60);
   matvae::TrainConfig config;
   config.latent = 8;
   config.hidden = {12};
