@@ -55,6 +55,18 @@ std::pair<torch::Tensor, torch::Tensor> mean_codes(Vae& model, const TrainTest& 
   return codes;
 }
 
+/// The features of the codes' prefix m: from `share` when an earlier evaluation of the model
+/// computed them, else computed here (and left in `share`).
+PrefixFeatures features_at(const torch::Tensor& train_codes, const torch::Tensor& test_codes, const TrainTest& data,
+                           int64_t m, uint64_t seed, CodeShare* share) {
+  if (share)
+    if (const auto it = share->prefixes.find(m); it != share->prefixes.end()) return it->second;
+  PrefixFeatures f = prefix_features(train_codes.narrow(1, 0, m), data.train.labels, test_codes.narrow(1, 0, m),
+                                     data.test.labels, data.train.num_classes, seed);
+  if (share) share->prefixes.emplace(m, f);
+  return f;
+}
+
 }  // namespace
 
 torch::Tensor encode_mu(Vae& model, const torch::Tensor& images, int64_t batch) {
@@ -129,14 +141,7 @@ nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, 
     if (stop && stop()) break;
     TORCH_CHECK(m <= D, "prefix size ", m, " exceeds the latent size ", D);
     const auto test_prefix = test_mu.narrow(1, 0, m);
-    PrefixFeatures computed;
-    const auto features = [&]() -> const PrefixFeatures& {
-      if (share && share->prefixes.count(m)) return share->prefixes.at(m);
-      computed = prefix_features(train_codes.narrow(1, 0, m), data.train.labels, test_prefix, data.test.labels,
-                                 data.train.num_classes, seed);
-      return share ? share->prefixes.emplace(m, std::move(computed)).first->second : computed;
-    };
-    auto j = features().metrics;
+    auto j = features_at(train_codes, test_mu, data, m, seed, share).metrics;
     const auto logits = truncate ? decode_all(model, zero_pad(test_prefix, D)) : decode_all(model, test_prefix);
     j.update(reconstruction_metrics(logits, data.test.images, scored_likelihood(config)));
     j["mmd"] = mmd_to_prior(test_prefix, config, seed + 1);
