@@ -29,6 +29,7 @@
 #include "matvae/train/trainer.h"
 #include "matvae/util/error.h"
 #include "matvae/util/sha256.h"
+#include "stop_hooks.h"
 #include "test_util.h"
 
 namespace {
@@ -58,13 +59,7 @@ TrainConfig small_config(const fs::path& data, int64_t latent = 4) {
 /// Trains `c` into `dir`, stopping after `stop_after` steps (0: to the end).
 void train_run(const TrainConfig& c, const fs::path& dir, int64_t stop_after) {
   std::atomic<bool> stop{false};
-  int64_t steps = 0;
-  matvae::TrainHooks hooks;
-  hooks.stop = &stop;
-  hooks.on_step = [&](const matvae::StepProgress&) {
-    if (++steps == stop_after) stop = true;
-  };
-  matvae::train(c, dir, hooks);
+  matvae::train(c, dir, matvae_test::stop_at_step(stop, stop_after));
 }
 
 /// Run folders shared by the cases of one process (each ctest case is its own process, so they are

@@ -20,6 +20,7 @@
 #include "matvae/train/trainer.h"
 #include "matvae/util/threads.h"
 #include "matvae/util/error.h"
+#include "stop_hooks.h"
 #include "test_util.h"
 
 namespace {
@@ -84,12 +85,7 @@ class TrainTest : public ::testing::Test {
   /// Trains `c` into `run`, stopped after `stop_at` steps, then resumes it to the end.
   static void train_stopped_then_resumed(const TrainConfig& c, const fs::path& run, int64_t stop_at) {
     std::atomic<bool> stop{false};
-    int64_t steps = 0;
-    matvae::TrainHooks hooks;
-    hooks.stop = &stop;
-    hooks.on_step = [&](const matvae::StepProgress&) {
-      if (++steps == stop_at) stop = true;
-    };
+    const matvae::TrainHooks hooks = matvae_test::stop_at_step(stop, stop_at);
     EXPECT_TRUE(matvae::train(c, run, hooks).interrupted);
     stop = false;
     stop_at = -1;
@@ -164,19 +160,14 @@ TEST_F(TrainTest, InterruptedAndResumedRunEqualsUninterrupted) {
 
     // Stop mid-epoch (step 27 of 20 per epoch = epoch 2), then again in epoch 3, resuming each time.
     std::atomic<bool> stop{false};
-    int64_t steps = 0, stop_at = 27;
-    matvae::TrainHooks hooks;
-    hooks.stop = &stop;
-    hooks.on_step = [&](const matvae::StepProgress&) {
-      if (++steps == stop_at) stop = true;
-    };
+    int64_t stop_at = 27;
+    const matvae::TrainHooks hooks = matvae_test::stop_at_step(stop, stop_at);
     auto r = matvae::train(c, out_ / ("parts" + tag), hooks);
     EXPECT_TRUE(r.interrupted);
     EXPECT_EQ(metrics(out_ / ("parts" + tag)).size(), 1u);
     stop = false;
-    steps = 0;
     stop_at = 15;
-    r = matvae::resume(out_ / ("parts" + tag), hooks);
+    r = matvae::resume(out_ / ("parts" + tag), matvae_test::stop_at_step(stop, stop_at));  // counting from 0 again
     EXPECT_TRUE(r.interrupted);
     stop = false;
     stop_at = -1;
