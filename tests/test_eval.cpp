@@ -2,7 +2,8 @@
 // data in the choice of lambda, train-only standardisation, the optimality conditions of a fit),
 // exact k-NN (the fast path against the double loop, ties included, and a hand-worked answer, every
 // tiling against a full sort), PCA (orthonormal and sorted, reconstruction error = discarded
-// variance, agreement with an SVD), and one model's evaluations sharing its features (same numbers).
+// variance, agreement with an SVD), cosine 1-NN exact where float32 cannot resolve it, and one
+// model's evaluations sharing its features (same numbers).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -33,6 +34,7 @@ const auto kI64 = torch::TensorOptions().dtype(torch::kInt64);
 class LinearProbe : public matvae_test::SeededTest {};
 class Knn : public matvae_test::SeededTest {};
 class PcaFit : public matvae_test::SeededTest {};
+class CodeMetrics : public matvae_test::SeededTest {};
 class SharedFeatures : public matvae_test::SeededTest {};
 
 void expect_check_error(const std::function<void()>& f, const std::string& part) {
@@ -553,6 +555,28 @@ TEST_F(PcaFit, EvaluationStopsBetweenPrefixSizesAndKeepsThoseDone) {
   EXPECT_TRUE(matvae::evaluate_pixel_pca(data, dims, 0, [] { return true; }).empty());
 }
 
+// ---- the metrics of one prefix's codes ----
+
+TEST_F(CodeMetrics, CosineNeighboursOnTheCircleAreExact) {
+  // Float32 codes on an arc of the circle, 1e-5 rad apart, of three radii and alternating labels; each
+  // test code lies 2e-6 rad from one of them (8e-6 from the next) and carries its label. The cosine
+  // 1-NN must find it, though 2 - 2 cos of either lies below float32's resolution near 1.
+  const int64_t n = 2000, t = 200;
+  const auto angle = 0.5 + 1e-5 * torch::arange(n, kF64);
+  const auto radius = 1.0 + 0.5 * torch::arange(n, kF64).remainder(3);
+  const auto train = torch::stack({radius * angle.cos(), radius * angle.sin()}, 1).to(torch::kFloat32);
+  const auto train_labels = torch::arange(n, kI64).remainder(2);
+  const auto at = 10 * torch::arange(t, kI64) + torch::arange(t, kI64).remainder(2);
+  const auto test_angle = angle.index_select(0, at) + 2e-6;
+  const auto test = 3.0 * torch::stack({test_angle.cos(), test_angle.sin()}, 1).to(torch::kFloat32);
+  const auto test_labels = train_labels.index_select(0, at);
+  const auto j = matvae::feature_metrics(train, train_labels, test, test_labels, 2, 0);
+  EXPECT_EQ(j["knn1_cos"].get<double>(), 1.0);
+  // Float32 unit rows cannot tell them apart: the test above would fail without float64 there.
+  const auto unit = [](const torch::Tensor& x) { return x / x.norm(2, 1, true); };
+  EXPECT_LT(matvae::knn_accuracy(unit(train), train_labels, unit(test), test_labels, {1}).accuracy.at(0), 0.9);
+}
+
 // ---- one model's evaluations sharing its codes' features ----
 
 TEST_F(SharedFeatures, GiveEveryEvaluationTheSameNumbers) {
@@ -582,9 +606,51 @@ TEST_F(SharedFeatures, GiveEveryEvaluationTheSameNumbers) {
   const auto spoiled = matvae::evaluate_adaptive(model, config, data, 3, &share);
   EXPECT_NE(spoiled["retrieval"]["exact"]["2"], adaptive["retrieval"]["exact"]["2"]);
   EXPECT_NE(spoiled["cascade"], adaptive["cascade"]);
-  // Without every prefix's features shared, it computes them all itself.
-  share.prefixes.erase(4);
-  EXPECT_EQ(matvae::evaluate_adaptive(model, config, data, 3, &share), adaptive);
+  // With a prefix's features missing from the share, it computes those and leaves them there.
+  matvae::CodeShare partial;
+  matvae::evaluate_prefixes(model, config, data, config.nesting, false, 3, {}, &partial);
+  partial.prefixes.erase(4);
+  EXPECT_EQ(matvae::evaluate_adaptive(model, config, data, 3, &partial), adaptive);
+  EXPECT_EQ(partial.prefixes.size(), 3u);
+}
+
+TEST_F(SharedFeatures, EveryEvaluationGivesTheSameNumbersAtAnyThreadCount) {
+  // Images of 784 pixels, enough rows that the products and sums split over two threads; the
+  // numbers must be those of one thread (the experiment's jobs), bit for bit.
+  matvae::TrainTest data;
+  const auto centres = torch::randn({3, 784});
+  for (auto* d : {&data.train, &data.test}) {
+    const auto blobs = make_blobs(centres, d == &data.train ? 3000 : 1000, 1.0);
+    d->images = torch::sigmoid(blobs.x).to(torch::kFloat32);
+    d->labels = blobs.y;
+    d->height = d->width = 28;
+    d->num_classes = 3;
+  }
+  matvae::TrainConfig config;
+  config.latent = 8;
+  config.hidden = {128};
+  matvae::resolve(config);
+  auto model = matvae::build_model(config, 784, 0);
+  matvae::TrainConfig vae;  // a KL model adds the ELBO, from the posterior's spread too
+  vae.model = matvae::ModelKind::kVae;
+  vae.latent = 8;
+  vae.hidden = {128};
+  matvae::resolve(vae);
+  auto vae_model = matvae::build_model(vae, 784, 0);
+  const int threads = at::get_num_threads();
+  std::vector<nlohmann::ordered_json> runs;
+  for (const int count : {1, 2}) {
+    at::set_num_threads(count);
+    nlohmann::ordered_json j;
+    j["prefixes"] = matvae::evaluate_prefixes(model, config, data, config.nesting, false, 3);
+    j["truncated"] = matvae::evaluate_prefixes(model, config, data, {2, 8}, true, 3);
+    j["adaptive"] = matvae::evaluate_adaptive(model, config, data, 3);
+    j["vae"] = matvae::evaluate_prefixes(vae_model, vae, data, {8}, false, 3);
+    runs.push_back(j);
+    EXPECT_TRUE(runs.back()["vae"]["8"].contains("neg_elbo"));
+  }
+  at::set_num_threads(threads);
+  EXPECT_EQ(runs[0], runs[1]);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The work pool runs every item exactly once over several threads, stops starting items once
-// halted, and hands the first failure back to the caller after every worker has ended.
+// halted, and hands the first failure back to the caller after every worker has ended; tasks run
+// one intra-op thread each keep the caller's grad mode.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <chrono>
 #include <mutex>
@@ -9,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "matvae/util/threads.h"
 #include "matvae/util/work_pool.h"
 
 namespace {
@@ -101,6 +104,39 @@ TEST(WorkPool, NoItemsAndOneWorker) {
   std::vector<size_t> order;
   matvae::run_work_pool(5, [&](size_t i) { order.push_back(i); }, halt);
   EXPECT_EQ(order, (std::vector<size_t>{0, 1, 2, 3, 4})) << "one worker runs the items in order";
+}
+
+TEST(OneThreadEach, RunsEveryTaskOnceAtOneIntraOpThreadWithTheCallersGradMode) {
+  const int before = at::get_num_threads();
+  for (const int threads : {1, 2}) {
+    SCOPED_TRACE(threads);
+    at::set_num_threads(threads);
+    for (const bool grad : {false, true}) {
+      at::AutoGradMode mode(grad);
+      std::vector<int> runs(7, 0), intra(7, -1), grads(7, -1);
+      std::mutex m;
+      std::set<std::thread::id> ids;
+      matvae::run_one_thread_each(runs.size(), [&](size_t i) {
+        ++runs[i];
+        intra[i] = at::get_num_threads();
+        grads[i] = at::GradMode::is_enabled();
+        std::lock_guard<std::mutex> lock(m);
+        ids.insert(std::this_thread::get_id());
+      });
+      EXPECT_EQ(runs, std::vector<int>(7, 1));
+      EXPECT_EQ(intra, std::vector<int>(7, 1));
+      EXPECT_EQ(grads, std::vector<int>(7, grad ? 1 : 0));
+      // One thread: inline, on the caller's. Two: on workers of their own.
+      EXPECT_EQ(ids.count(std::this_thread::get_id()), threads == 1 ? 1u : 0u);
+    }
+    // The caller keeps its own thread count.
+    EXPECT_EQ(at::get_num_threads(), threads);
+    EXPECT_THROW(matvae::run_one_thread_each(3, [](size_t i) {
+                   if (i == 1) throw std::runtime_error("task 1");
+                 }),
+                 std::runtime_error);
+  }
+  at::set_num_threads(before);
 }
 
 }  // namespace

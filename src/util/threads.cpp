@@ -4,8 +4,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <thread>
+
+#include "matvae/util/work_pool.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -39,6 +42,23 @@ void set_threads(int64_t n) {
   // OpenMP team, which keeps its threads for the team's later parallel regions.
   at::globalContext().setFlushDenormal(true);
   at::parallel_for(0, threads, 1, [](int64_t, int64_t) { at::globalContext().setFlushDenormal(true); });
+}
+
+void run_one_thread_each(size_t n, const std::function<void(size_t)>& task) {
+  const int64_t threads = torch::get_num_threads();
+  if (threads <= 1 || n == 0) {
+    for (size_t i = 0; i < n; ++i) task(i);
+    return;
+  }
+  const bool grad = at::GradMode::is_enabled();  // thread-local: the workers start with it on
+  std::atomic<bool> halt{false};
+  WorkPoolOptions options;
+  options.workers = std::min<int64_t>(threads, static_cast<int64_t>(n));
+  options.setup = [grad] {
+    set_threads(1);
+    at::GradMode::set_enabled(grad);
+  };
+  run_work_pool(n, task, halt, options);
 }
 
 }  // namespace matvae

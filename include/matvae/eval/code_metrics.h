@@ -17,7 +17,8 @@
 
 namespace matvae {
 
-/// mu(x) for every image. images: [N, P] -> [N, D]; in batches, without gradients.
+/// mu(x) for every image. images: [N, P] -> [N, D]; without gradients, in blocks of `batch` rows,
+/// each block on one thread (util/threads.h), so the codes are the same at any thread count.
 torch::Tensor encode_mu(Vae& model, const torch::Tensor& images, int64_t batch = 4096);
 
 /// Downstream quality of features: linear-probe test accuracy (L2 chosen on a validation part of
@@ -38,7 +39,7 @@ PrefixFeatures prefix_features(const torch::Tensor& train, const torch::Tensor& 
                                const torch::Tensor& test_labels, int64_t num_classes, uint64_t seed);
 
 /// What one model's evaluations share, so that each is computed once: its mean codes (training
-/// images by encode_mu, test images in one pass) and, per prefix size, the features of those codes.
+/// images by encode_mu, test images in one block) and, per prefix size, the features of those codes.
 /// One per model and seed: the experiment keeps one while it runs a model's evaluations, which
 /// meet the same prefixes (per prefix, truncated and adaptive). Every evaluation gives the same
 /// numbers with it as without it.
@@ -56,8 +57,10 @@ Likelihood scored_likelihood(const TrainConfig& config);
 nlohmann::ordered_json reconstruction_metrics(const torch::Tensor& logits, const torch::Tensor& x,
                                               Likelihood likelihood);
 
-/// Each evaluation below runs one m of `dims` after another and checks `stop` (when given) before
-/// each: once it is true, it returns the m done so far, so that a Ctrl-C need not wait for them all.
+/// Each evaluation below checks `stop` (when given) before each m of `dims`: once it is true, it
+/// returns the m done so far, so that a Ctrl-C need not wait for them all. The per-prefix and
+/// adaptive evaluations run their m side by side, one per thread of the caller's, each at one
+/// intra-op thread (util/threads.h): their numbers are the same at any thread count.
 using EvalStop = std::function<bool()>;
 
 /// Every metric of a trained model at each m of its nesting list ("prefix" use):
