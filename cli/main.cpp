@@ -391,9 +391,11 @@ int run_retrieve(const RetrieveArgs& a) {
 struct EncodeArgs {
   std::string run, data, out, split = "test";
   int64_t dim = 0;
+  int64_t threads = 0;
 };
 
 int run_encode(const EncodeArgs& a) {
+  matvae::set_threads(a.threads);
   const auto labels = matvae::write_codes_npy(a.run, a.data, a.split == "train" ? matvae::Split::kTrain : matvae::Split::kTest,
                                               a.dim, a.out);
   std::cout << a.out << "\n" << labels.string() << "\n";
@@ -501,6 +503,8 @@ int main(int argc, char** argv) {
   enc->add_option("--dim", enc_args.dim, "Prefix size m")->required()->check(CLI::PositiveNumber);
   enc->add_option("--out", enc_args.out, "Output .npy file (labels go to <name>.labels.npy)")->required();
   enc->add_option("--split", enc_args.split, "train | test")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
+  enc->add_option("--threads", enc_args.threads, "Threads (default: every core; the codes are the same at any count)")
+      ->check(CLI::NonNegativeNumber);
 
   std::string report_results, report_out;
   auto* report = app.add_subcommand("report", "Write REPORT.md and the plots again from a results.json");

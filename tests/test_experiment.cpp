@@ -332,9 +332,20 @@ TEST_F(ExperimentTest, EncodeWritesNpyThatNumpyLoads) {
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_TRUE(contains(bad.output, "--dim"));
 
+  // The codes and the evaluation are the same bits at any thread count (eval/code_metrics.h).
+  const fs::path npy2 = out_->path() / "codes2.npy";
+  const auto r2 = matvae_test::run_matvae({"encode", "--run", run.string(), "--data",
+                                           (fs::path(MATVAE_SOURCE_DIR) / "data" / "mnist").string(), "--dim", "4",
+                                           "--out", npy2.string(), "--threads", "1"});
+  ASSERT_EQ(r2.exit_code, 0) << r2.output;
+  EXPECT_EQ(matvae_test::read_bytes(npy), matvae_test::read_bytes(npy2));  // every core (2 here) and 1
+
   const auto ev = matvae_test::run_matvae({"eval", "--run", run.string(), "--threads", "1"});
   ASSERT_EQ(ev.exit_code, 0) << ev.output;
-  EXPECT_TRUE(fs::exists(run / "eval.json"));
+  const auto one = matvae_test::read_bytes(run / "eval.json");
+  const auto ev2 = matvae_test::run_matvae({"eval", "--run", run.string(), "--threads", "2"});
+  ASSERT_EQ(ev2.exit_code, 0) << ev2.output;
+  EXPECT_EQ(matvae_test::read_bytes(run / "eval.json"), one);
 }
 
 TEST(ExperimentOptionsTest, JobsAndThreadsOutOfRangeAreUsageErrorsNamingTheFlag) {
