@@ -2,7 +2,6 @@
 #include "matvae/eval/adaptive.h"
 
 #include "matvae/eval/cascade.h"
-#include "matvae/eval/knn.h"
 #include "matvae/eval/retrieval.h"
 
 namespace matvae {
@@ -17,9 +16,8 @@ nlohmann::ordered_json scores_json(const RetrievalScores& s, double mflops) {
 nlohmann::ordered_json adaptive_retrieval(const torch::Tensor& db, const torch::Tensor& db_y, const torch::Tensor& queries,
                                           const torch::Tensor& query_y, const std::vector<int64_t>& nesting, int64_t k,
                                           const std::vector<torch::Tensor>& exact_lists) {
-  TORCH_CHECK(exact_lists.empty() || exact_lists.size() == nesting.size(),
-              "adaptive_retrieval: expected no exact lists or one per prefix size (", nesting.size(), "), got ",
-              exact_lists.size());
+  TORCH_CHECK(exact_lists.size() == nesting.size(), "adaptive_retrieval: expected one exact list per prefix size (",
+              nesting.size(), "), got ", exact_lists.size());
   torch::NoGradGuard no_grad;
   const int64_t n = db.size(0);
   nlohmann::ordered_json out;
@@ -28,7 +26,7 @@ nlohmann::ordered_json adaptive_retrieval(const torch::Tensor& db, const torch::
   for (size_t i = 0; i < nesting.size(); ++i) {
     const int64_t m = nesting[i];
     const std::vector<FunnelStage> exact = {{m, k}};
-    const auto list = exact_lists.empty() ? knn_neighbours(db.narrow(1, 0, m), queries.narrow(1, 0, m), k) : exact_lists[i];
+    const auto& list = exact_lists[i];
     TORCH_CHECK(list.dim() == 2 && list.size(0) == queries.size(0) && list.size(1) == k,
                 "adaptive_retrieval: expected an exact list [", queries.size(0), ", ", k, "] at m = ", m, ", got ",
                 list.sizes());
@@ -47,11 +45,9 @@ nlohmann::ordered_json adaptive_retrieval(const torch::Tensor& db, const torch::
 
 nlohmann::ordered_json adaptive_classification_json(const torch::Tensor& train_x, const torch::Tensor& train_y,
                                                     const torch::Tensor& test_x, const torch::Tensor& test_y,
-                                                    const std::vector<int64_t>& nesting, int64_t num_classes,
-                                                    uint64_t seed, const std::vector<const ProbeResult*>& probes) {
-  const CascadeResult r = probes.empty()
-                              ? adaptive_classification(train_x, train_y, test_x, test_y, nesting, num_classes, seed)
-                              : adaptive_classification(train_x, train_y, test_x, test_y, nesting, probes, seed);
+                                                    const std::vector<int64_t>& nesting,
+                                                    const std::vector<const ProbeResult*>& probes, uint64_t seed) {
+  const CascadeResult r = adaptive_classification(train_x, train_y, test_x, test_y, nesting, probes, seed);
   nlohmann::ordered_json out;
   out["full_validation_accuracy"] = r.full_validation_accuracy;
   out["full_test_accuracy"] = r.full_test_accuracy;

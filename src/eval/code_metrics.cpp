@@ -224,7 +224,7 @@ nlohmann::ordered_json evaluate_adaptive(Vae& model, const TrainConfig& config, 
   out["retrieval"] = adaptive_retrieval(train_codes, data.train.labels, test_codes, data.test.labels, config.nesting,
                                         kRetrieved, lists);
   out["cascade"] = adaptive_classification_json(train_codes, data.train.labels, test_codes, data.test.labels,
-                                                config.nesting, data.train.num_classes, seed, probes);
+                                                config.nesting, probes, seed);
   return out;
 }
 
