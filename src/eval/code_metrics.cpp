@@ -63,15 +63,14 @@ std::pair<torch::Tensor, torch::Tensor> encode_posterior(Vae& model, const torch
   return {torch::cat(mu, 0), torch::cat(logvar, 0)};
 }
 
-/// The mean codes of the training and test images: from `share` when an earlier evaluation of the
-/// model encoded them, else encoded here (and left in `share`). The test images go through the
-/// encoder in one block, as the per-prefix evaluation always encoded them.
-std::pair<torch::Tensor, torch::Tensor> mean_codes(Vae& model, const TrainTest& data, CodeShare* share) {
-  if (share && share->train_codes.defined()) return {share->train_codes, share->test_codes};
-  auto codes = std::pair{encode_mu(model, data.train.images),
-                         encode_mu(model, data.test.images, std::max<int64_t>(1, data.test.size()))};
-  if (share) std::tie(share->train_codes, share->test_codes) = codes;
-  return codes;
+/// Encodes the training and test images into `share` unless an earlier evaluation of the model did.
+/// The test images go through the encoder in one block, as the per-prefix evaluation always encoded
+/// them, which gives their posterior spread too.
+void encode_codes(Vae& model, const TrainTest& data, CodeShare& share) {
+  if (share.train_codes.defined()) return;
+  share.train_codes = encode_mu(model, data.train.images);
+  std::tie(share.test_codes, share.test_logvar) =
+      encode_posterior(model, data.test.images, std::max<int64_t>(1, data.test.size()));
 }
 
 /// Adds to `share` the features of every prefix size in `dims` it lacks, one m per thread, the
@@ -179,13 +178,10 @@ nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, 
   for (const int64_t m : dims) TORCH_CHECK(m >= 1 && m <= D, "prefix size ", m, " is outside 1..", D);
   CodeShare own;
   CodeShare& features = share ? *share : own;
-  const auto [train_codes, test_mu] = mean_codes(model, data, &features);
-  add_features(train_codes, test_mu, data, dims, seed, features, stop);
+  encode_codes(model, data, features);
+  const torch::Tensor& test_mu = features.test_codes;
+  add_features(features.train_codes, test_mu, data, dims, seed, features, stop);
   const bool kl_model = !config.uses_mmd();
-  // The ELBO's posterior spread: only a KL-trained model's, only untruncated.
-  const torch::Tensor test_logvar =
-      kl_model && !truncate ? encode_posterior(model, data.test.images, std::max<int64_t>(1, data.test.size())).second
-                            : torch::Tensor();
   // Then, one m per thread as above, what needs the decoder and the prior.
   return per_prefix(dims, stop, [&](int64_t m) -> std::optional<nlohmann::ordered_json> {
     if (!features.prefixes.count(m)) return std::nullopt;  // stopped before its features
@@ -197,7 +193,7 @@ nlohmann::ordered_json evaluate_prefixes(Vae& model, const TrainConfig& config, 
     if (kl_model && !truncate) {
       // Negative ELBO in nats, one posterior sample per image, KL of the prefix in closed form.
       auto gen = at::make_generator<at::CPUGeneratorImpl>(seed + 2);
-      const auto mu = test_mu.narrow(1, 0, m), logvar = test_logvar.narrow(1, 0, m);
+      const auto mu = test_mu.narrow(1, 0, m), logvar = features.test_logvar.narrow(1, 0, m);
       const auto z = mu + at::randn(mu.sizes(), gen, mu.options()) * torch::exp(0.5 * logvar);
       j["neg_elbo"] = loss_recon(decode_all(model, z), data.test.images, scored_likelihood(config)).mean().item<double>() +
                       loss_kl(mu, logvar).item<double>();
@@ -211,7 +207,8 @@ nlohmann::ordered_json evaluate_adaptive(Vae& model, const TrainConfig& config, 
   torch::NoGradGuard no_grad;
   CodeShare own;
   CodeShare& features = share ? *share : own;
-  const auto [train_codes, test_codes] = mean_codes(model, data, &features);
+  encode_codes(model, data, features);
+  const torch::Tensor &train_codes = features.train_codes, &test_codes = features.test_codes;
   // The probes and exact lists of the per-prefix evaluation, made here where it has not made them.
   add_features(train_codes, test_codes, data, config.nesting, seed, features, {});
   std::vector<const ProbeResult*> probes;

@@ -45,6 +45,7 @@ PrefixFeatures prefix_features(const torch::Tensor& train, const torch::Tensor& 
 /// numbers with it as without it.
 struct CodeShare {
   torch::Tensor train_codes, test_codes;  // [N, D] and [T, D]; undefined until an evaluation encodes
+  torch::Tensor test_logvar;              // [T, D] the test images' log sigma^2 (the ELBO's posterior spread)
   std::map<int64_t, PrefixFeatures> prefixes;
 };
 
