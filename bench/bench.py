@@ -174,14 +174,25 @@ def reference_train(data, model, decoder, batch, threads, steps, warmup, limit):
 
 def products_alone(model, decoder, batch, threads, seconds):
     """One training step's layer products alone at this cell's shapes (products.py), in matvae's layout and,
-    where it differs (mrl-mmd), the reference's: the lower bound on a step's time at this BLAS."""
+    where it differs (mrl-mmd), the reference's: the lower bound on a step's time at this BLAS. On more
+    than one thread also matvae's products split as its ranks split the batch ("ranks": each thread its
+    rows' products on one thread), the way matvae's own 2-thread cells train."""
     out = {}
-    for layout in ("matvae", "reference") if model == "mrl-mmd" else ("matvae",):
+    runs = [(layout, []) for layout in (("matvae", "reference") if model == "mrl-mmd" else ("matvae",))]
+    if threads > 1:
+        runs.append(("ranks", ["--ranks"]))
+    for key, extra in runs:
         _, text = run([sys.executable, PRODUCTS, "--cells", f"{model}:{decoder or '-'}:{batch}:{threads}",
-                       "--layout", layout, "--seconds", str(seconds)])
-        out[layout] = json.loads(text.strip().splitlines()[-1])["cells"][0]
+                       "--layout", "reference" if key == "reference" else "matvae", "--seconds", str(seconds),
+                       *extra])
+        out[key] = json.loads(text.strip().splitlines()[-1])["cells"][0]
     out.setdefault("reference", out["matvae"])
     return out
+
+
+def fastest_products(products):
+    """matvae's products alone in the faster of its layouts (one set on every thread, or split as ranks)."""
+    return max((products[k] for k in ("matvae", "ranks") if k in products), key=lambda p: p["images_per_s"])
 
 
 def quick_experiment(binary, out):
@@ -290,20 +301,23 @@ def render(res):
     L.append("### What the layer products alone allow")
     L.append("")
     L.append("One step's matrix products at the model's own shapes, timed alone in the same cell (bench/products.py: "
-             "torch.mm into preallocated outputs, nothing else). No implementation of the step on this BLAS runs faster, "
-             "so they bound both targets. % ceiling counts FLOPs as the table above does. ratio bound = the faster "
+             "torch.mm into preallocated outputs, nothing else): on the cell's threads, and on 2 threads also split as "
+             "matvae's ranks split the batch (each thread its half-batch's products on one thread, a barrier after "
+             "each step). No implementation of the step on this BLAS runs faster than the faster of the two, "
+             "so they bound both targets. matvae / products alone and their % ceiling take the faster. % ceiling counts FLOPs as the table above does. ratio bound = the faster "
              "layout's products-alone images/s / the reference's images/s: the most any rewrite of everything "
              "but the products could gain over the reference. the goal needs = the % ceiling of a step at the ratio "
              "goal times the reference's images/s: above the products' own share no step on this BLAS reaches "
              "the goal, above 100% no step on this machine.")
     L.append("")
-    L.append("| model | batch | threads | products alone img/s | their % ceiling | matvae / products alone "
-             "| reference layout img/s | ratio bound | ratio goal | the goal needs, % ceiling |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| model | batch | threads | products alone img/s | split as ranks, img/s | their % ceiling (the faster) "
+             "| matvae / products alone | reference layout img/s | ratio bound | ratio goal | the goal needs, % ceiling |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for cell in res["grid"]:
         p = cell.get("products") or {}
-        pm, pr = p.get("matvae") or {}, p.get("reference") or {}
+        pm, pr, pk = p.get("matvae") or {}, p.get("reference") or {}, p.get("ranks") or {}
         L.append(f"| {cell['label']} | {cell['batch']} | {cell['threads']} | {fmt(pm.get('images_per_s'))} "
+                 f"| {fmt(pk.get('images_per_s'))} "
                  f"| {pct(cell.get('products_ceiling_fraction'))} | {pct(cell.get('of_products'))} "
                  f"| {fmt(pr.get('images_per_s'))} | {fmt(cell.get('ratio_bound'), '.2f')}{'x' if cell.get('ratio_bound') else ''} "
                  f"| ≥ {cell['ratio_goal']}x | {pct(cell.get('goal_needs_ceiling_fraction'))} |")
@@ -565,7 +579,8 @@ def main():
                         cell["products"] = products_alone(model, decoder, batch, threads, products_seconds)
                         best = max(p["images_per_s"] for p in cell["products"].values())
                         if cell.get("matvae"):
-                            cell["of_products"] = cell["matvae"]["images_per_s"] / cell["products"]["matvae"]["images_per_s"]
+                            cell["of_products"] = (cell["matvae"]["images_per_s"]
+                                                   / fastest_products(cell["products"])["images_per_s"])
                         if cell.get("reference"):
                             cell["ratio_bound"] = best / cell["reference"]["images_per_s"]
                     except (StepFailed, ValueError, KeyError, IndexError) as e:
@@ -593,7 +608,7 @@ def main():
                     cell["ceiling_pass"] = cell["ceiling_fraction"] >= TARGET_CEILING
             if "products" in cell:
                 cell["products_ceiling_fraction"] = (
-                    cell["products"]["matvae"]["images_per_s"] * cell["useful_flops_per_image"] / 1e9 / top)
+                    fastest_products(cell["products"])["images_per_s"] * cell["useful_flops_per_image"] / 1e9 / top)
             if cell.get("reference"):
                 # The ratio goal in FLOPs: matvae at goal x the reference's images/s would run its products
                 # at this share of the ceiling. Above the products-alone share no step on this BLAS gets
@@ -751,6 +766,10 @@ def main():
                                               / s["separate_seconds"] / 1e9 / top)
             needs = (f"; the goal needs the MRL step at {pct(r['goal_needs_ceiling_fraction'])} of the ceiling, the "
                      f"separate models ran at {pct(r['separate_ceiling_fraction'])}")
+            same = [c for c in res["grid"] if c["label"] == f"mrl-mmd {dec}" and c["batch"] == s["batch"]
+                    and c["threads"] == s["threads"] and c.get("products_ceiling_fraction") is not None]
+            if same:
+                needs += f"; its products alone reach {pct(same[0]['products_ceiling_fraction'])} (section 3)"
         T.append({"what": f"MRL ({dec}) / {len(NESTING)} separate MMD-VAEs, training time",
                   "measured": f"{r['total']:.3f}", "goal": f"≤ {TARGET_MRL}", "pass": r["total"] <= TARGET_MRL,
                   "bound": "" if "prefixes per step" in dec else
@@ -792,8 +811,9 @@ def main():
              "ranks in one process, each with half of every batch, sharing rank 0's weights; their gradients are "
              "summed in shared memory and one Adam step is split between them (src/dist/thread_team.cpp). Result files before session 14 measured parallel = ops "
              "(one model, each operation split over both threads). The products-alone figures time the products "
-             "of one model on the cell's threads, the ops layout: half-batch products on one thread each may run "
-             "faster, so for batch-mode cells they are a reference, not a bound.")
+             "of one model on the cell's threads (the ops layout) and, since session 20, also split as the ranks "
+             "split them (the batch layout); the bound is the faster. Before session 20 only the ops layout was "
+             "timed, which for batch-mode cells was a reference, not a bound.")
     N.append("Useful FLOPs count the layer products only (MMD kernels, losses and Adam are free): forward, weight "
              "gradient and input gradient of every layer but the first, whose input gradient no step needs. "
              "(Until session 5 the count was 3 x forward, which credited that product too: the % ceiling figures "

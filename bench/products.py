@@ -9,7 +9,7 @@ torch.mm into preallocated outputs on T threads. Its time per step is a lower bo
 step that does these products with this BLAS, so it bounds both the % of the big ceiling a model can
 reach and how much faster than the plain PyTorch reference any rewrite of the rest can be.
 
-  products.py --cells vae:-:128:1,mrl-mmd:tied:256:2,... [--seconds 0.5] [--layout matvae|reference]
+  products.py --cells vae:-:128:1,mrl-mmd:tied:256:2,... [--seconds 0.5] [--layout matvae|reference] [--ranks]
 
 prints one JSON line: {"cells": [{"model", "decoder", "batch", "threads", "layout", "seconds_per_step",
 "images_per_s", "gflops", "products"}, ...]}.
@@ -17,10 +17,15 @@ prints one JSON line: {"cells": [{"model", "decoder", "batch", "threads", "layou
 Layouts. matvae (models/vae.cpp) decodes every prefix as one product on the stacked [K*B, 256]
 hidden codes, and a tied first layer as one product per block of new coordinates; the reference
 (reference/models.py) runs one decoder pass per prefix on [B, m].
+
+--ranks: as matvae trains on T threads by default (parallel = batch), T threads at once, each doing
+the products of its B/T rows of the batch on one thread; a step ends when the slowest has done its
+share. Without it, one set of products on T threads (parallel = ops, and the reference).
 """
 import argparse
 import json
 import sys
+import threading
 import time
 
 import torch
@@ -97,12 +102,59 @@ def measure(products, threads, seconds):
     return elapsed / steps
 
 
+def measure_ranks(products_of_rank, ranks, seconds):
+    """Each of `ranks` threads runs its own products on one intra-op thread (torch.mm releases the GIL),
+    step after step, meeting at a barrier after each: seconds per step of the slowest."""
+    barrier = threading.Barrier(ranks)
+    stop = threading.Event()
+    steps = [0]
+    elapsed = [0.0]
+    errors = []
+
+    def rank(r):
+        try:
+            torch.set_num_threads(1)                    # this thread's OpenMP setting, which BLAS follows
+            ops = operands(products_of_rank)
+            with torch.no_grad():
+                for _ in range(3):
+                    for a, b, c in ops:
+                        torch.mm(a, b, out=c)
+                barrier.wait()
+                start = time.perf_counter()
+                while True:
+                    for a, b, c in ops:
+                        torch.mm(a, b, out=c)
+                    barrier.wait()                       # the step ends with its slowest rank
+                    if r == 0:
+                        steps[0] += 1
+                        elapsed[0] = time.perf_counter() - start
+                        if elapsed[0] >= seconds and steps[0] >= 5:
+                            stop.set()
+                    barrier.wait()                       # every rank sees rank 0's decision
+                    if stop.is_set():
+                        break
+        except Exception as e:                           # noqa: BLE001 - reported, and the others released
+            errors.append(e)
+            barrier.abort()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(ranks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return elapsed[0] / steps[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", required=True,
                     help="comma list of model:decoder:batch:threads (decoder '-' for vae and mmd)")
     ap.add_argument("--layout", default="matvae", choices=["matvae", "reference"])
     ap.add_argument("--seconds", type=float, default=0.5, help="time per cell")
+    ap.add_argument("--ranks", action="store_true",
+                    help="T threads at once, each doing its B/T rows' products on one thread (matvae's parallel = batch)")
     a = ap.parse_args()
     try:
         torch.set_num_interop_threads(1)
@@ -117,11 +169,19 @@ def main():
             ap.error(f"--cells: {spec!r} is not model:decoder:batch:threads")
         if model not in ("vae", "mmd", "mrl-mmd") or batch < 1 or threads < 1:
             ap.error(f"--cells: {spec!r}: unknown model or a batch/threads below 1")
-        products = step_products(model, decoder, batch, a.layout)
-        sec = measure(products, threads, a.seconds)
+        if a.ranks and threads > 1:
+            if batch % threads:
+                ap.error(f"--cells: {spec!r}: --ranks needs a batch that the threads divide")
+            share = step_products(model, decoder, batch // threads, a.layout)
+            sec = measure_ranks(share, threads, a.seconds)
+            products = share * threads
+        else:
+            products = step_products(model, decoder, batch, a.layout)
+            sec = measure(products, threads, a.seconds)
         macs = sum(r * i * c for r, i, c, _ in products)
         out["cells"].append({"model": model, "decoder": None if decoder == "-" else decoder, "batch": batch,
-                             "threads": threads, "layout": a.layout, "seconds_per_step": sec,
+                             "threads": threads, "layout": a.layout, "ranks": threads if a.ranks else 1,
+                             "seconds_per_step": sec,
                              "images_per_s": batch / sec, "gflops": 2.0 * macs / sec / 1e9,
                              "macs_per_step": macs, "products": len(products)})
     print(json.dumps(out))
