@@ -84,20 +84,28 @@ def operands(products):
     return ops
 
 
+WARM_UP_STEPS = 3      # before timing: the thread pool, page faults
+MIN_STEPS = 5          # timed steps at the least, however long they take
+
+
+def step(ops):
+    """One step's products, each into its preallocated output."""
+    for a, b, c in ops:
+        torch.mm(a, b, out=c)
+
+
 def measure(products, threads, seconds):
     torch.set_num_threads(threads)
     ops = operands(products)
     with torch.no_grad():
-        for _ in range(3):                                  # warm-up: thread pool, page faults
-            for a, b, c in ops:
-                torch.mm(a, b, out=c)
+        for _ in range(WARM_UP_STEPS):
+            step(ops)
         steps, start = 0, time.perf_counter()
         while True:
-            for a, b, c in ops:
-                torch.mm(a, b, out=c)
+            step(ops)
             steps += 1
             elapsed = time.perf_counter() - start
-            if elapsed >= seconds and steps >= 5:
+            if elapsed >= seconds and steps >= MIN_STEPS:
                 break
     return elapsed / steps
 
@@ -116,19 +124,17 @@ def measure_ranks(products_of_rank, ranks, seconds):
             torch.set_num_threads(1)                    # this thread's OpenMP setting, which BLAS follows
             ops = operands(products_of_rank)
             with torch.no_grad():
-                for _ in range(3):
-                    for a, b, c in ops:
-                        torch.mm(a, b, out=c)
+                for _ in range(WARM_UP_STEPS):
+                    step(ops)
                 barrier.wait()
                 start = time.perf_counter()
                 while True:
-                    for a, b, c in ops:
-                        torch.mm(a, b, out=c)
+                    step(ops)
                     barrier.wait()                       # the step ends with its slowest rank
                     if r == 0:
                         steps[0] += 1
                         elapsed[0] = time.perf_counter() - start
-                        if elapsed[0] >= seconds and steps[0] >= 5:
+                        if elapsed[0] >= seconds and steps[0] >= MIN_STEPS:
                             stop.set()
                     barrier.wait()                       # every rank sees rank 0's decision
                     if stop.is_set():
